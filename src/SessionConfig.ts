@@ -1,0 +1,294 @@
+/**
+ * The store's settings: a Schema that decodes them from a plain object or from
+ * the environment, and names the field of any setting it rejects.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+
+/**
+ * A TCP address, decoded from `"host:port"` (`"[::1]:6380"` for IPv6). A
+ * missing port means 6379.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Server = Schema.transformOrFail(
+  Schema.String,
+  Schema.Struct({ host: Schema.String, port: Schema.Int }),
+  {
+    strict: true,
+    decode: (input, _, ast) => {
+      const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(input.trim())
+      const port = match?.[3] === undefined ? 6379 : Number(match[3])
+      return match === null || port < 1 || port > 65535
+        ? ParseResult.fail(new ParseResult.Type(ast, input, `Expected "host:port" with a port from 1 to 65535, got ${JSON.stringify(input)}`))
+        : ParseResult.succeed({ host: match[1] ?? match[2]!, port })
+    },
+    encode: ({ host, port }) => ParseResult.succeed(host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
+  }
+)
+
+const RedisUrl = Schema.String.pipe(
+  Schema.filter((s) => /^rediss?:\/\/[^\s]*$/.test(s) && URL.canParse(s), {
+    message: (issue) => `Expected a redis:// or rediss:// url, got ${JSON.stringify(issue.actual)}`
+  })
+)
+
+/**
+ * A duration setting: a `Duration`, a string such as `"15 minutes"`, or a bare
+ * number (or numeric string) in `unit`.
+ */
+const DurationSetting = (unit: "seconds" | "millis") =>
+  Schema.transformOrFail(
+    Schema.Union(Schema.DurationFromSelf, Schema.Number, Schema.String),
+    Schema.DurationFromSelf,
+    {
+      strict: true,
+      decode: (input, _, ast) => {
+        const numeric = typeof input === "number" ? input : typeof input === "string" && /^\s*\d+(\.\d+)?\s*$/.test(input) ? Number(input) : undefined
+        const duration = numeric !== undefined
+          ? Option.some(unit === "seconds" ? Duration.seconds(numeric) : Duration.millis(numeric))
+          : Duration.decodeUnknown(input)
+        return Option.match(Option.filter(duration, (d) => Duration.isFinite(d) && Duration.toMillis(d) > 0), {
+          onNone: () =>
+            ParseResult.fail(new ParseResult.Type(ast, input, `Expected a positive duration (a number of ${unit}, or a string such as "15 minutes"), got ${String(input)}`)),
+          onSome: ParseResult.succeed
+        })
+      },
+      encode: ParseResult.succeed
+    }
+  )
+
+const Password = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String))
+
+const NonNegativeInt = (what: string) =>
+  Schema.Number.pipe(
+    Schema.filter((n) => Number.isInteger(n) && n >= 0, {
+      message: (issue) => `Expected ${what} (an integer ≥ 0), got ${String(issue.actual)}`
+    })
+  )
+
+/**
+ * The near-cache settings.
+ *
+ * - `enabled`: keep recently used sessions in memory (default true).
+ * - `capacity`: the most sessions kept; the least recently used goes first (default 10 000).
+ * - `tracking`: keep the cache coherent with Redis server-assisted invalidation (default true).
+ * - `maxStaleness`: where tracking is off or unavailable, how long an entry may be served without asking Redis (default 1 s; a number means milliseconds).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CacheSettings = Schema.Struct({
+  enabled: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  capacity: Schema.optionalWith(NonNegativeInt("a capacity"), { default: () => 10_000 }),
+  tracking: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  maxStaleness: Schema.optionalWith(DurationSetting("millis"), { default: () => Duration.seconds(1) })
+})
+
+/**
+ * The settings Schema. Exactly one of `server`, `sock` and `url` says where
+ * Redis is; everything else has a default.
+ *
+ * - `server`: `"host:port"`; `sock`: a unix socket path; `url`: `redis://` or `rediss://` (TLS).
+ * - `password` (a string is wrapped in `Redacted`), `username` (Redis ACL user), `database` (default 0).
+ * - `expire`: the sliding session lifetime (default 900 s; a number means seconds, as in Dancer::Session::Redis).
+ * - `debug`: log every Redis interaction to stderr, without secrets (default false).
+ * - `prefix`: the key prefix (default `"session:"`).
+ * - `connectTimeout` (default 5 s), `commandTimeout` (default 2 s): numbers mean milliseconds, as in ioredis.
+ * - `cache`: see {@link CacheSettings}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SessionConfig = Schema.Struct({
+  server: Schema.optional(Server),
+  sock: Schema.optional(Schema.NonEmptyTrimmedString),
+  url: Schema.optional(RedisUrl),
+  username: Schema.optional(Schema.NonEmptyString),
+  password: Schema.optional(Password),
+  database: Schema.optionalWith(NonNegativeInt("a database number"), { default: () => 0 }),
+  expire: Schema.optionalWith(DurationSetting("seconds"), { default: () => Duration.seconds(900) }),
+  debug: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  prefix: Schema.optionalWith(Schema.NonEmptyString, { default: () => "session:" }),
+  connectTimeout: Schema.optionalWith(DurationSetting("millis"), { default: () => Duration.seconds(5) }),
+  commandTimeout: Schema.optionalWith(DurationSetting("millis"), { default: () => Duration.seconds(2) }),
+  cache: Schema.optionalWith(CacheSettings, { default: () => Schema.decodeSync(CacheSettings)({}) })
+}).pipe(
+  Schema.filter((s) => {
+    const given = (["server", "sock", "url"] as const).filter((k) => s[k] !== undefined)
+    return given.length === 1 || {
+      path: [given[1] ?? "server"],
+      message: given.length === 0
+        ? "Expected one of server, sock or url to say where Redis is"
+        : `Expected only one of server, sock or url, got ${given.join(" and ")}`
+    }
+  })
+)
+
+/**
+ * The decoded settings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SessionConfig = typeof SessionConfig.Type
+
+/**
+ * The settings as a user writes them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Input = Schema.Schema.Encoded<typeof SessionConfig> | {
+  readonly [K in keyof Schema.Schema.Encoded<typeof SessionConfig>]: K extends "password"
+    ? string | Redacted.Redacted<string>
+    : Schema.Schema.Encoded<typeof SessionConfig>[K]
+}
+
+/**
+ * A setting was rejected. `field` is its path, such as `"database"` or
+ * `"cache.capacity"`; the message says what was expected.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionConfigError extends Schema.TaggedError<SessionConfigError>(
+  "effect-session-redis/SessionConfigError"
+)("SessionConfigError", {
+  field: Schema.String,
+  detail: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid session setting "${this.field}": ${this.detail}`
+  }
+}
+
+const decodeInput = Schema.decodeUnknownEither(SessionConfig, { onExcessProperty: "error", errors: "first" })
+
+const toConfigError = (error: ParseResult.ParseError): SessionConfigError => {
+  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const field = issue === undefined || issue.path.length === 0 ? "(settings)" : issue.path.join(".")
+  const detail = issue === undefined
+    ? error.message
+    : issue._tag === "Unexpected"
+    ? "unknown setting (check its spelling)"
+    : issue.message
+  return new SessionConfigError({ field, detail })
+}
+
+/**
+ * Decodes settings from a plain object. Fails with a `SessionConfigError` that
+ * names the first rejected field; an unknown key is rejected too.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decode = (input: unknown): Effect.Effect<SessionConfig, SessionConfigError> =>
+  Either.match(decodeInput(input), { onLeft: (e) => Effect.fail(toConfigError(e)), onRight: Effect.succeed })
+
+/**
+ * Decodes settings from a plain object, or throws the `SessionConfigError`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decodeSync = (input: unknown): SessionConfig =>
+  Either.getOrThrowWith(Either.mapLeft(decodeInput(input), toConfigError), (e) => e)
+
+const configKeys = {
+  server: "SERVER",
+  sock: "SOCK",
+  url: "URL",
+  username: "USERNAME",
+  password: "PASSWORD",
+  database: "DATABASE",
+  expire: "EXPIRE",
+  debug: "DEBUG",
+  prefix: "PREFIX",
+  connectTimeout: "CONNECT_TIMEOUT",
+  commandTimeout: "COMMAND_TIMEOUT",
+  "cache.enabled": "CACHE_ENABLED",
+  "cache.capacity": "CACHE_CAPACITY",
+  "cache.tracking": "CACHE_TRACKING",
+  "cache.maxStaleness": "CACHE_MAX_STALENESS"
+} as const
+
+const optionalString = (name: string) => Config.option(Config.string(name))
+
+/**
+ * Reads the settings through Effect `Config` under `prefix` (default
+ * `REDIS_SESSION`): `REDIS_SESSION_SERVER`, `_SOCK`, `_URL`, `_USERNAME`,
+ * `_PASSWORD`, `_DATABASE`, `_EXPIRE`, `_DEBUG`, `_PREFIX`, `_CONNECT_TIMEOUT`,
+ * `_COMMAND_TIMEOUT`, `_CACHE_ENABLED`, `_CACHE_CAPACITY`, `_CACHE_TRACKING`,
+ * `_CACHE_MAX_STALENESS`. A rejected value fails with a `ConfigError` that
+ * names the variable.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const configWithPrefix = (prefix: string = "REDIS_SESSION"): Config.Config<SessionConfig> =>
+  Config.all({
+    server: optionalString(configKeys.server),
+    sock: optionalString(configKeys.sock),
+    url: optionalString(configKeys.url),
+    username: optionalString(configKeys.username),
+    password: Config.option(Config.redacted(configKeys.password)),
+    database: Config.option(Config.integer(configKeys.database)),
+    expire: optionalString(configKeys.expire),
+    debug: Config.option(Config.boolean(configKeys.debug)),
+    prefix: optionalString(configKeys.prefix),
+    connectTimeout: optionalString(configKeys.connectTimeout),
+    commandTimeout: optionalString(configKeys.commandTimeout),
+    cacheEnabled: Config.option(Config.boolean(configKeys["cache.enabled"])),
+    cacheCapacity: Config.option(Config.integer(configKeys["cache.capacity"])),
+    cacheTracking: Config.option(Config.boolean(configKeys["cache.tracking"])),
+    cacheMaxStaleness: optionalString(configKeys["cache.maxStaleness"])
+  }).pipe(
+    Config.mapOrFail(({ cacheCapacity, cacheEnabled, cacheMaxStaleness, cacheTracking, ...top }) => {
+      const input = {
+        ...definedOnly(top),
+        cache: definedOnly({
+          enabled: cacheEnabled,
+          capacity: cacheCapacity,
+          tracking: cacheTracking,
+          maxStaleness: cacheMaxStaleness
+        })
+      }
+      return Either.mapLeft(decodeInput(input), (error) => {
+        const { field, detail } = toConfigError(error)
+        const name = configKeys[field as keyof typeof configKeys] ?? field.toUpperCase()
+        return ConfigError.InvalidData([name], detail)
+      })
+    }),
+    Config.nested(prefix)
+  )
+
+/**
+ * The settings read from the environment under `REDIS_SESSION_*`; see
+ * {@link configWithPrefix}.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<SessionConfig> = configWithPrefix()
+
+const definedOnly = (record: Record<string, Option.Option<unknown>>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(record)) {
+    if (Option.isSome(value)) out[key] = value.value
+  }
+  return out
+}

@@ -1,0 +1,142 @@
+/**
+ * The typed failures of the session store.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/**
+ * The id under which every error of this library can be recognised.
+ *
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("effect-session-redis/SessionError")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * Why Redis could not be reached or used.
+ *
+ * - `Refused`: nothing listens at the address.
+ * - `Closed`: the connection was lost or is reconnecting.
+ * - `Timeout`: the connect, the command or the socket took longer than its bound.
+ * - `Authentication`: the password or user was rejected (WRONGPASS, NOAUTH).
+ * - `Unknown`: any other transport failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const ConnectionReason = Schema.Literal("Refused", "Closed", "Timeout", "Authentication", "Unknown")
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type ConnectionReason = typeof ConnectionReason.Type
+
+/**
+ * Redis could not be reached, or the connection could not be used.
+ * Retrying later can succeed: the connection reconnects by itself.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisConnectionError extends Schema.TaggedError<RedisConnectionError>(
+  "effect-session-redis/RedisConnectionError"
+)("RedisConnectionError", {
+  reason: ConnectionReason,
+  method: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.method}: Redis connection failed (${this.reason})${describeCause(this.cause)}`
+  }
+}
+
+/**
+ * Redis answered a command with an error reply (WRONGTYPE, OOM, READONLY, ...).
+ * The connection is fine; the command itself was refused.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisCommandError extends Schema.TaggedError<RedisCommandError>(
+  "effect-session-redis/RedisCommandError"
+)("RedisCommandError", {
+  method: Schema.String,
+  command: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.method}: Redis refused ${this.command}${describeCause(this.cause)}`
+  }
+}
+
+/**
+ * A stored session could not be decoded: a field holds something that is not
+ * the JSON this library writes. The session id and field name are kept; the
+ * value is not, because session values may be secret.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionDecodeError extends Schema.TaggedError<SessionDecodeError>(
+  "effect-session-redis/SessionDecodeError"
+)("SessionDecodeError", {
+  id: Schema.String,
+  field: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Session field "${this.field}" could not be decoded${describeCause(this.cause)}`
+  }
+}
+
+/**
+ * Every failure a `SessionStore` operation can report.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionStoreError = RedisConnectionError | RedisCommandError | SessionDecodeError
+
+/**
+ * Tells whether a value is one of this library's errors.
+ *
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isSessionStoreError = (u: unknown): u is SessionStoreError =>
+  typeof u === "object" && u !== null && TypeId in u
+
+const describeCause = (cause: unknown): string =>
+  cause instanceof Error ? `: ${cause.message}` : typeof cause === "string" ? `: ${cause}` : ""

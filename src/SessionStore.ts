@@ -1,0 +1,89 @@
+/**
+ * The session store service: create, retrieve, flush, destroy and touch
+ * sessions, in Redis with a near-cache, or in memory.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as memoryStore from "./internal/memoryStore.js"
+import type { Session, SessionData } from "./Session.js"
+import type { SessionStoreError } from "./SessionError.js"
+
+/**
+ * The operations of a session store. Every operation fails only with a
+ * `SessionStoreError`, within the configured command timeout.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** `"redis"` or `"memory"`. */
+  readonly backend: "redis" | "memory"
+  /** The sliding lifetime of a session. */
+  readonly expire: Duration.Duration
+  /** Makes a session with a new random id and writes it at once. */
+  readonly create: (data?: SessionData) => Effect.Effect<Session, SessionStoreError>
+  /** Reads a session; `None` when absent or expired. Refreshes its lifetime (sliding expiry). */
+  readonly retrieve: (id: string) => Effect.Effect<Option.Option<Session>, SessionStoreError>
+  /**
+   * Writes the fields of `session.data` that differ from what the session was
+   * read from, and refreshes its lifetime. A session that was destroyed or
+   * expired meanwhile stays gone.
+   */
+  readonly flush: (session: Session) => Effect.Effect<void, SessionStoreError>
+  /** Removes a session from the store and from every instance's cache. */
+  readonly destroy: (id: string) => Effect.Effect<void, SessionStoreError>
+  /** Refreshes a session's lifetime without rewriting its data. */
+  readonly touch: (id: string) => Effect.Effect<void, SessionStoreError>
+  /** Checks that the backend answers. */
+  readonly ping: Effect.Effect<void, SessionStoreError>
+}
+
+/**
+ * The service tag.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class SessionStore extends Context.Tag("effect-session-redis/SessionStore")<SessionStore, Service>() {}
+
+/**
+ * Options of the in-memory backend.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /** The sliding lifetime of a session (default 900 s; a number means milliseconds, as in `Duration`). */
+  readonly expire?: Duration.DurationInput | undefined
+}
+
+/**
+ * Makes an in-memory store with the same behaviour as the Redis one, for
+ * development and tests. Expiry follows Effect's `Clock`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: (options?: MemoryOptions) => Effect.Effect<Service> = memoryStore.make
+
+/**
+ * The in-memory store as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options?: MemoryOptions): Layer.Layer<SessionStore> =>
+  Layer.effect(SessionStore, makeMemory(options))
+
+/**
+ * Runs `f` with the current store.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const withStore = <A, E, R>(f: (store: Service) => Effect.Effect<A, E, R>) => Effect.flatMap(SessionStore, f)

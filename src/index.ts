@@ -1,0 +1,34 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * The session value and how its data maps to Redis hash fields.
+ *
+ * @since 0.1.0
+ */
+export * as Session from "./Session.js"
+
+/**
+ * The settings Schema, decodable from a plain object or the environment.
+ *
+ * @since 0.1.0
+ */
+export * as SessionConfig from "./SessionConfig.js"
+
+/**
+ * The session store service and its Redis and in-memory layers.
+ *
+ * @since 0.1.0
+ */
+export * as SessionStore from "./SessionStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export {
+  RedisCommandError,
+  RedisConnectionError,
+  SessionDecodeError,
+  type SessionStoreError
+} from "./SessionError.js"

@@ -1,0 +1,89 @@
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Session from "../Session.js"
+import type { Service } from "../SessionStore.js"
+
+/** A stored session: its hash fields, as Redis would hold them, and when it expires. */
+interface Entry {
+  readonly fields: Readonly<Record<string, string>>
+  readonly expiresAt: number
+}
+
+/** @internal */
+export interface MemoryOptions {
+  readonly expire?: Duration.DurationInput | undefined
+}
+
+/**
+ * The in-memory backend. It keeps the hash fields exactly as the Redis backend
+ * writes them, so both backends decode, merge and expire sessions alike.
+ * Expiry runs on Effect's `Clock`, so `TestClock` drives it.
+ *
+ * @internal
+ */
+export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
+  Effect.gen(function*() {
+    const expire = Duration.decode(options.expire ?? Duration.seconds(900))
+    const ttl = Duration.toMillis(expire)
+    const entries = yield* Ref.make(new Map<string, Entry>())
+
+    // Reads the live entry for `id`, purging it when expired, and optionally slides its expiry.
+    const live = (id: string, slide: boolean) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.modify(entries, (map) => {
+          const entry = map.get(id)
+          if (entry === undefined) return [undefined, map] as const
+          if (entry.expiresAt <= now) {
+            map.delete(id)
+            return [undefined, map] as const
+          }
+          const next = slide ? { fields: entry.fields, expiresAt: now + ttl } : entry
+          map.set(id, next)
+          return [next, map] as const
+        }))
+
+    const write = (id: string, fields: Readonly<Record<string, string>>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.update(entries, (map) => map.set(id, { fields, expiresAt: now + ttl })))
+
+    const retrieve: Service["retrieve"] = (id) =>
+      Effect.flatMap(live(id, true), (entry) =>
+        entry === undefined ? Effect.succeedNone : Either.match(Session.decode(id, entry.fields), {
+          onLeft: Effect.fail,
+          onRight: Effect.succeed
+        }))
+
+    const store: Service = {
+      backend: "memory",
+      expire,
+      create: (data = {}) =>
+        Effect.gen(function*() {
+          const id = Session.makeId()
+          const created = Session.encodeNew(id, data, yield* Clock.currentTimeMillis)
+          yield* write(id, Object.fromEntries(created.fields))
+          return created.session
+        }),
+      retrieve,
+      flush: (session) =>
+        Effect.gen(function*() {
+          const entry = yield* live(session.id, false)
+          // Gone (destroyed or expired): a flush never brings a session back.
+          if (entry === undefined) return
+          const base = session.snapshot ?? Option.getOrUndefined(yield* retrieve(session.id))?.snapshot
+          if (base === undefined) return
+          const delta = Session.diff(session, base)
+          const fields: Record<string, string> = { ...entry.fields }
+          for (const [field, value] of delta.set) fields[field] = value
+          for (const field of delta.remove) delete fields[field]
+          yield* write(session.id, fields)
+        }),
+      destroy: (id) => Ref.update(entries, (map) => (map.delete(id), map)),
+      touch: (id) => Effect.asVoid(live(id, true)),
+      ping: Effect.void
+    }
+    return store
+  })
