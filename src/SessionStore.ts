@@ -9,7 +9,14 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as memoryStore from "./internal/memoryStore.js"
+import * as redisStore from "./internal/redisStore.js"
+import type * as SessionCache from "./SessionCache.js"
+import * as SessionConfig from "./SessionConfig.js"
+import type { RedisConnectionError } from "./SessionError.js"
 import type { Session, SessionData } from "./Session.js"
 import type { SessionStoreError } from "./SessionError.js"
 
@@ -41,6 +48,8 @@ export interface Service {
   readonly touch: (id: string) => Effect.Effect<void, SessionStoreError>
   /** Checks that the backend answers. */
   readonly ping: Effect.Effect<void, SessionStoreError>
+  /** The near-cache's counters (all zero for the in-memory backend, which needs no cache). */
+  readonly cacheStats: Effect.Effect<SessionCache.Stats>
 }
 
 /**
@@ -87,3 +96,39 @@ export const layerMemory = (options?: MemoryOptions): Layer.Layer<SessionStore> 
  * @category accessors
  */
 export const withStore = <A, E, R>(f: (store: Service) => Effect.Effect<A, E, R>) => Effect.flatMap(SessionStore, f)
+
+/**
+ * Makes a Redis-backed store from decoded settings: connects, PINGs, turns on
+ * cache invalidation, and closes everything when the scope closes. Fails with
+ * `RedisConnectionError` when Redis cannot be reached within `connectTimeout`
+ * or rejects the credentials.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (config: SessionConfig.SessionConfig) => Effect.Effect<Service, RedisConnectionError, Scope.Scope> =
+  redisStore.make
+
+/**
+ * The Redis-backed store, from plain settings (see `SessionConfig`). Fails with
+ * `SessionConfigError` naming the rejected field, or `RedisConnectionError`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  settings: SessionConfig.Input
+): Layer.Layer<SessionStore, SessionConfig.SessionConfigError | RedisConnectionError> =>
+  Layer.scoped(SessionStore, Effect.flatMap(SessionConfig.decode(settings), make))
+
+/**
+ * The Redis-backed store, with settings read through Effect `Config` (by
+ * default `SessionConfig.config`, from `REDIS_SESSION_*`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config<SessionConfig.SessionConfig> = SessionConfig.config
+): Layer.Layer<SessionStore, ConfigError.ConfigError | RedisConnectionError> =>
+  Layer.scoped(SessionStore, Effect.flatMap(config, make))

@@ -83,7 +83,8 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
         }),
       destroy: (id) => Ref.update(entries, (map) => (map.delete(id), map)),
       touch: (id) => Effect.asVoid(live(id, true)),
-      ping: Effect.void
+      ping: Effect.void,
+      cacheStats: Effect.succeed({ hits: 0, misses: 0, invalidations: 0, clears: 0, size: 0, mode: "Off" })
     }
     return store
   })

@@ -1,0 +1,274 @@
+/**
+ * The near-cache: recently used sessions kept in memory, bounded (least
+ * recently used goes first), never served past their lifetime, and filled
+ * only when no invalidation or local write raced the read that fills it.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Ref from "effect/Ref"
+import type { Session, Snapshot } from "./Session.js"
+
+/**
+ * How entries stay fresh.
+ *
+ * - `Tracking`: Redis announces every change, so an entry lives as long as its session.
+ * - `Staleness`: no announcements (tracking is off or unavailable), so an entry is served for at most `maxStaleness`.
+ * - `Off`: nothing is cached, while tracking is being (re)established or when the cache is disabled.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Mode = "Tracking" | "Staleness" | "Off"
+
+/**
+ * A cached session.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Entry {
+  readonly session: Session
+  /** When the session's lifetime was last refreshed in Redis (epoch ms), as far as we know. */
+  readonly refreshedAt: number
+  /** When this entry stops being served. */
+  readonly expiresAt: number
+}
+
+/**
+ * A permit, taken before a read or a write is sent, to install its result
+ * when the reply comes. It is revoked by an invalidation of the same id, by
+ * another local operation on it, and by any loss of tracking.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Ticket {
+  readonly id: string
+  readonly token: number
+  readonly epoch: number
+  /** Whether the result may be installed at all: always for a read; for a write, only if the cache held exactly the snapshot it was computed from. */
+  readonly installable: boolean
+}
+
+/**
+ * Counters of one cache.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly hits: number
+  readonly misses: number
+  readonly invalidations: number
+  readonly clears: number
+  readonly size: number
+  readonly mode: Mode
+}
+
+/**
+ * Process-wide metrics, for exporters (Prometheus, OpenTelemetry). Each
+ * store also keeps its own counts: see {@link SessionCache.stats}.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = {
+  hits: Metric.counter("session_cache_hits", { description: "Session reads served from the near-cache", incremental: true }),
+  misses: Metric.counter("session_cache_misses", { description: "Session reads sent to Redis", incremental: true }),
+  invalidations: Metric.counter("session_cache_invalidations", { description: "Cached sessions dropped because Redis announced a change", incremental: true }),
+  clears: Metric.counter("session_cache_clears", { description: "Whole-cache clears (connection lost, FLUSHDB)", incremental: true })
+} as const
+
+interface State {
+  // A Map keeps insertion order, which makes it an O(1) LRU: a hit re-inserts its key at the end.
+  // It is mutated in place, but only inside Ref.modify/update, whose callbacks run atomically.
+  readonly entries: Map<string, Entry>
+  readonly pending: Map<string, number>
+  mode: Mode
+  epoch: number
+  nextToken: number
+  hits: number
+  misses: number
+  invalidations: number
+  clears: number
+}
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The most entries kept; 0 disables the cache. */
+  readonly capacity: number
+  /** The session lifetime in milliseconds. */
+  readonly ttl: number
+  /** In `Staleness` mode, how long an entry may be served, in milliseconds. */
+  readonly maxStaleness: number
+}
+
+/**
+ * The near-cache of one store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionCache {
+  /** The live entry for `id`, if any; marks it recently used. */
+  readonly lookup: (id: string, now: number) => Effect.Effect<Entry | undefined>
+  /** Takes a ticket before sending a read. */
+  readonly beginRead: (id: string) => Effect.Effect<Ticket>
+  /** Takes a ticket before sending a write computed from `base`. */
+  readonly beginWrite: (id: string, base: Snapshot | undefined) => Effect.Effect<Ticket>
+  /**
+   * Installs `session` (read or written at `now`, its lifetime last refreshed at `refreshedAt`) if
+   * the ticket still holds; otherwise, or when `session` is undefined, drops the id.
+   */
+  readonly complete: (ticket: Ticket, session: Session | undefined, now: number, refreshedAt?: number) => Effect.Effect<void>
+  /** Records that the session's lifetime was refreshed in Redis at `now`. */
+  readonly refreshed: (id: string, now: number) => Effect.Effect<void>
+  /** Drops `id` and revokes its tickets. */
+  readonly remove: (id: string) => Effect.Effect<void>
+  /** Drops the ids Redis announced as changed; `null` (FLUSHDB, FLUSHALL) drops everything. */
+  readonly invalidate: (ids: ReadonlyArray<string> | null) => Effect.Effect<void>
+  /** Drops everything, revokes every ticket, and switches to `mode`. */
+  readonly reset: (mode: Mode) => Effect.Effect<void>
+  /** The counters. */
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * Makes an empty cache in mode `Off`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<SessionCache> =>
+  Effect.map(
+    Ref.make<State>({
+      entries: new Map(),
+      pending: new Map(),
+      mode: "Off",
+      epoch: 0,
+      nextToken: 0,
+      hits: 0,
+      misses: 0,
+      invalidations: 0,
+      clears: 0
+    }),
+    (ref) => fromRef(ref, options)
+  )
+
+const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
+  const lookup = (id: string, now: number) =>
+    Effect.flatMap(
+      Ref.modify(ref, (state) => {
+        const entry = state.entries.get(id)
+        if (entry !== undefined) {
+          state.entries.delete(id)
+          if (entry.expiresAt > now && state.mode !== "Off") {
+            state.entries.set(id, entry)
+            state.hits++
+            return [entry, state]
+          }
+        }
+        state.misses++
+        return [undefined, state]
+      }),
+      (entry) => Effect.as(Metric.increment(entry === undefined ? metrics.misses : metrics.hits), entry)
+    )
+
+  const take = (id: string, installable: (state: State) => boolean) =>
+    Ref.modify(ref, (state): [Ticket, State] => {
+      const ticket = { id, token: ++state.nextToken, epoch: state.epoch, installable: installable(state) }
+      state.pending.set(id, ticket.token)
+      return [ticket, state]
+    })
+
+  const complete = (ticket: Ticket, session: Session | undefined, now: number, refreshedAt = now) =>
+    Ref.update(ref, (state) => {
+      const valid = state.pending.get(ticket.id) === ticket.token && state.epoch === ticket.epoch
+      if (valid) state.pending.delete(ticket.id)
+      if (!valid || !ticket.installable || session === undefined || state.mode === "Off" || options.capacity === 0) {
+        state.entries.delete(ticket.id)
+        return state
+      }
+      const lifetime = refreshedAt + options.ttl
+      state.entries.delete(ticket.id)
+      state.entries.set(ticket.id, {
+        session,
+        refreshedAt,
+        expiresAt: state.mode === "Staleness" ? Math.min(lifetime, now + options.maxStaleness) : lifetime
+      })
+      if (state.entries.size > options.capacity) {
+        state.entries.delete(state.entries.keys().next().value!)
+      }
+      return state
+    })
+
+  const dropAll = (state: State, mode: Mode) => {
+    state.entries.clear()
+    state.pending.clear()
+    state.mode = mode
+    state.epoch++
+    state.clears++
+  }
+
+  return {
+    lookup,
+    beginRead: (id) => take(id, () => true),
+    // A write may install "snapshot + delta" only if that is what Redis will hold: the cache must hold
+    // the very snapshot the write started from, with no other operation on this id in flight.
+    beginWrite: (id, base) =>
+      take(id, (state) => base !== undefined && !state.pending.has(id) && state.entries.get(id)?.session.snapshot === base),
+    complete,
+    refreshed: (id, now) =>
+      Ref.update(ref, (state) => {
+        const entry = state.entries.get(id)
+        if (entry !== undefined) {
+          const expiresAt = state.mode === "Tracking" ? now + options.ttl : entry.expiresAt
+          state.entries.set(id, { ...entry, refreshedAt: now, expiresAt })
+        }
+        return state
+      }),
+    remove: (id) =>
+      Ref.update(ref, (state) => {
+        state.entries.delete(id)
+        state.pending.delete(id)
+        return state
+      }),
+    invalidate: (ids) =>
+      Effect.flatMap(
+        Ref.modify(ref, (state): [number, State] => {
+          if (ids === null) {
+            dropAll(state, state.mode)
+            return [-1, state]
+          }
+          let dropped = 0
+          for (const id of ids) {
+            if (state.entries.delete(id)) dropped++
+            state.pending.delete(id)
+          }
+          state.invalidations += dropped
+          return [dropped, state]
+        }),
+        (dropped) => dropped < 0 ? Metric.increment(metrics.clears) : Metric.incrementBy(metrics.invalidations, dropped)
+      ),
+    reset: (mode) =>
+      Effect.zipRight(
+        Ref.update(ref, (state) => (dropAll(state, mode), state)),
+        Metric.increment(metrics.clears)
+      ),
+    stats: Effect.map(Ref.get(ref), (state) => ({
+      hits: state.hits,
+      misses: state.misses,
+      invalidations: state.invalidations,
+      clears: state.clears,
+      size: state.entries.size,
+      mode: state.mode
+    }))
+  }
+}

@@ -1,0 +1,165 @@
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import type { Redis as IORedis } from "ioredis"
+import * as Redis from "../Redis.js"
+import * as Session from "../Session.js"
+import * as SessionCache from "../SessionCache.js"
+import type { SessionConfig } from "../SessionConfig.js"
+import type { Service } from "../SessionStore.js"
+import * as Tracking from "./tracking.js"
+
+type ExecResult = Array<[error: Error | null, result: unknown]> | null
+
+/**
+ * The Redis backend: one hash per session, delta writes, sliding expiry, and
+ * a near-cache kept coherent by Redis client-side-caching invalidations.
+ *
+ * @internal
+ */
+export const make = Effect.fnUntraced(function*(config: SessionConfig) {
+  const connection = yield* Redis.make(config)
+  const { run } = connection
+  const ttl = Duration.toMillis(config.expire)
+  // Sliding expiry costs a PEXPIRE, and Redis announces every PEXPIRE to the other instances, which
+  // then drop their copy. So the lifetime is refreshed only when a tenth of it has passed.
+  const refreshEvery = Math.max(1, Math.floor(ttl / 10))
+  const cache = yield* SessionCache.make({
+    capacity: config.cache.enabled ? config.cache.capacity : 0,
+    ttl,
+    maxStaleness: Duration.toMillis(config.cache.maxStaleness)
+  })
+  if (config.cache.enabled && config.cache.capacity > 0) {
+    yield* Tracking.start(config, connection, cache)
+  }
+
+  const keyOf = (id: string) => config.prefix + id
+
+  const exec = (method: string, key: string, build: (multi: ReturnType<IORedis["multi"]>) => void) =>
+    Effect.flatMap(
+      run(method, "MULTI", key, (client) => {
+        const multi = client.multi()
+        build(multi)
+        return multi.exec() as Promise<ExecResult>
+      }),
+      (replies) => {
+        const failed = replies?.find(([error]) => error !== null)?.[0]
+        return replies === null || failed !== undefined
+          ? Effect.fail(Redis.toError(method, "EXEC", failed ?? new Error("transaction aborted")))
+          : Effect.succeed(replies.map(([, result]) => result))
+      }
+    )
+
+  const pexpire = (method: string, id: string) =>
+    run(method, "PEXPIRE", keyOf(id), (client) => client.pexpire(keyOf(id), ttl))
+
+  const create: Service["create"] = Effect.fn("SessionStore.create")(function*(data = {}) {
+    const id = Session.makeId()
+    const key = keyOf(id)
+    const now = yield* Clock.currentTimeMillis
+    const { fields, session } = Session.encodeNew(id, data, now)
+    const ticket = yield* cache.beginRead(id)
+    yield* exec("SessionStore.create", key, (multi) => multi.hset(key, ...fields.flat()).pexpire(key, ttl))
+    yield* cache.complete(ticket, session, now)
+    return session
+  })
+
+  // A miss reads the hash and its remaining lifetime in one round trip; from the lifetime we know
+  // when it was last refreshed, so a read refreshes it only when due.
+  const load = Effect.fnUntraced(function*(id: string) {
+    const key = keyOf(id)
+    const ticket = yield* cache.beginRead(id)
+    const [fields, remaining] = yield* run("SessionStore.retrieve", "HGETALL", key, (client) =>
+      Promise.all([client.hgetall(key), client.pttl(key)]))
+    const now = yield* Clock.currentTimeMillis
+    const decoded = Session.decode(id, fields)
+    if (Either.isLeft(decoded)) {
+      yield* cache.remove(id)
+      return yield* decoded
+    }
+    let refreshedAt = now - (ttl - remaining)
+    if (Option.isSome(decoded.right) && now - refreshedAt >= refreshEvery) {
+      yield* pexpire("SessionStore.retrieve", id)
+      refreshedAt = now
+    }
+    yield* cache.complete(ticket, Option.getOrUndefined(decoded.right), now, refreshedAt)
+    return decoded.right
+  })
+
+  const retrieve: Service["retrieve"] = Effect.fn("SessionStore.retrieve")(function*(id) {
+    const now = yield* Clock.currentTimeMillis
+    const entry = yield* cache.lookup(id, now)
+    if (entry === undefined) return yield* load(id)
+    if (now - entry.refreshedAt < refreshEvery) return Option.some(entry.session)
+    // Due for a refresh: this PEXPIRE also tells us whether the session still exists.
+    const alive = yield* pexpire("SessionStore.retrieve", id)
+    if (alive === 1) {
+      yield* cache.refreshed(id, now)
+      return Option.some(entry.session)
+    }
+    yield* cache.remove(id)
+    return Option.none()
+  })
+
+  const destroy: Service["destroy"] = Effect.fn("SessionStore.destroy")(function*(id) {
+    yield* cache.remove(id)
+    yield* run("SessionStore.destroy", "DEL", keyOf(id), (client) => client.del(keyOf(id)))
+    // A read that started before the DEL may have been answered after it: drop whatever it installed.
+    yield* cache.remove(id)
+  })
+
+  const touch: Service["touch"] = Effect.fn("SessionStore.touch")(function*(id) {
+    const now = yield* Clock.currentTimeMillis
+    const alive = yield* pexpire("SessionStore.touch", id)
+    yield* alive === 1 ? cache.refreshed(id, now) : cache.remove(id)
+  })
+
+  const flush: Service["flush"] = Effect.fn("SessionStore.flush")(function*(session) {
+    // A hand-built session is written whole: against what is stored now.
+    const current = session.snapshot === undefined ? Option.getOrUndefined(yield* retrieve(session.id)) : session
+    const base = current?.snapshot
+    // Its id does not exist: nothing to update, and a flush never creates.
+    if (base === undefined) return
+    const delta = Session.diff(session, base)
+    const key = keyOf(session.id)
+    const now = yield* Clock.currentTimeMillis
+    const ticket = yield* cache.beginWrite(session.id, base)
+    const [exists] = yield* exec("SessionStore.flush", key, (multi) => {
+      // HEXISTS runs first inside the transaction: it tells whether the session was alive when we wrote.
+      multi.hexists(key, Session.createdField)
+      if (delta.set.length > 0) multi.hset(key, ...delta.set.flat())
+      if (delta.remove.length > 0) multi.hdel(key, ...delta.remove)
+      multi.pexpire(key, ttl)
+    }).pipe(Effect.tapError(() => cache.remove(session.id)))
+    if (exists !== 1) {
+      // Destroyed or expired meanwhile: our HSET made a hash without the creation field, which
+      // readers ignore; delete it so it does not linger until its TTL.
+      yield* cache.complete(ticket, undefined, now)
+      yield* run("SessionStore.flush", "DEL", key, (client) => client.del(key))
+      yield* connection.debug(`flush of a destroyed or expired session dropped`)
+      return
+    }
+    const next: Session.Session = Object.freeze({
+      id: session.id,
+      data: delta.next.data,
+      createdAt: current?.createdAt,
+      snapshot: delta.next
+    })
+    yield* cache.complete(ticket, next, now)
+  })
+
+  const store: Service = {
+    backend: "redis",
+    expire: config.expire,
+    create,
+    retrieve,
+    flush,
+    destroy,
+    touch,
+    ping: Effect.asVoid(run("SessionStore.ping", "PING", "", (client) => client.ping())),
+    cacheStats: cache.stats
+  }
+  return store
+})
