@@ -122,6 +122,20 @@ export const toError = (method: string, command: string, cause: unknown): RedisC
     : new RedisConnectionError({ method, reason, cause })
 }
 
+/**
+ * ioredis bounds each command with `commandTimeout`; this guard only makes a
+ * hang impossible whatever ioredis does. A plain timer costs far less on the
+ * hot path than racing fibers with `Effect.timeout`.
+ */
+const bounded = <A>(promise: Promise<A>, millis: number, command: string): Promise<A> =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${command} timed out: no reply within ${millis}ms`)), millis)
+    promise.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (error) => (clearTimeout(timer), reject(error))
+    )
+  })
+
 // Session ids are bearer tokens: debug lines show only enough to correlate.
 const maskKey = (key: string): string => key.length > 16 ? `${key.slice(0, key.length - 37)}…` : key
 
@@ -151,6 +165,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const debug = makeDebug(config.debug, name)
   const redisOptions: Options = { ...options(config, name), ...makeOptions.overrides }
   const commandBound = Duration.sum(config.commandTimeout, Duration.millis(250))
+  const commandBoundMillis = Duration.toMillis(commandBound)
 
   const client = yield* Effect.acquireRelease(
     Effect.sync(() => config.url === undefined ? new IORedis(redisOptions) : new IORedis(config.url, redisOptions)),
@@ -194,15 +209,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
 
   const run = <A>(method: string, command: string, key: string, f: (client: IORedis) => Promise<A>) => {
     const call = Effect.tryPromise({
-      try: () => f(client),
+      try: () => bounded(f(client), commandBoundMillis, command),
       catch: (cause) => toError(method, command, cause)
-    }).pipe(
-      // ioredis bounds each command itself; this guard only makes a hang impossible.
-      Effect.timeoutFail({
-        duration: commandBound,
-        onTimeout: () => new RedisConnectionError({ method, reason: "Timeout", cause: `${command} did not settle` })
-      })
-    )
+    })
     if (!config.debug) return call
     const started = performance.now()
     const target = key === "" ? "" : ` ${maskKey(key)}`

@@ -7,6 +7,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import type { Session, Snapshot } from "./Session.js"
 
@@ -30,6 +31,8 @@ export type Mode = "Tracking" | "Staleness" | "Off"
  */
 export interface Entry {
   readonly session: Session
+  /** `Option.some(session)`, made once so that a hit allocates nothing. */
+  readonly found: Option.Option<Session>
   /** When the session's lifetime was last refreshed in Redis (epoch ms), as far as we know. */
   readonly refreshedAt: number
   /** When this entry stops being served. */
@@ -200,6 +203,7 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
       state.entries.delete(ticket.id)
       state.entries.set(ticket.id, {
         session,
+        found: Option.some(session),
         refreshedAt,
         expiresAt: state.mode === "Staleness" ? Math.min(lifetime, now + options.maxStaleness) : lifetime
       })

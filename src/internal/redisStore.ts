@@ -68,7 +68,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   // A miss reads the hash and its remaining lifetime in one round trip; from the lifetime we know
   // when it was last refreshed, so a read refreshes it only when due.
-  const load = Effect.fnUntraced(function*(id: string) {
+  const load = Effect.fn("SessionStore.retrieve")(function*(id: string) {
     const key = keyOf(id)
     const ticket = yield* cache.beginRead(id)
     const [fields, remaining] = yield* run("SessionStore.retrieve", "HGETALL", key, (client) =>
@@ -88,20 +88,23 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     return decoded.right
   })
 
-  const retrieve: Service["retrieve"] = Effect.fn("SessionStore.retrieve")(function*(id) {
-    const now = yield* Clock.currentTimeMillis
-    const entry = yield* cache.lookup(id, now)
-    if (entry === undefined) return yield* load(id)
-    if (now - entry.refreshedAt < refreshEvery) return Option.some(entry.session)
-    // Due for a refresh: this PEXPIRE also tells us whether the session still exists.
-    const alive = yield* pexpire("SessionStore.retrieve", id)
-    if (alive === 1) {
-      yield* cache.refreshed(id, now)
-      return Option.some(entry.session)
-    }
-    yield* cache.remove(id)
-    return Option.none()
-  })
+  // Due for a refresh: the PEXPIRE also tells whether the session still exists.
+  const refresh = (entry: SessionCache.Entry, now: number) =>
+    Effect.flatMap(pexpire("SessionStore.retrieve", entry.session.id), (alive) =>
+      alive === 1
+        ? Effect.as(cache.refreshed(entry.session.id, now), entry.found)
+        : Effect.as(cache.remove(entry.session.id), Option.none()))
+
+  // The hit path is written without Effect.fn on purpose: its span and stack capture cost more than
+  // the hit itself. Misses, which go to Redis, get their span in `load`.
+  const retrieve: Service["retrieve"] = (id) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.flatMap(cache.lookup(id, now), (entry) =>
+        entry === undefined
+          ? load(id)
+          : now - entry.refreshedAt < refreshEvery
+          ? Effect.succeed(entry.found)
+          : refresh(entry, now)))
 
   const destroy: Service["destroy"] = Effect.fn("SessionStore.destroy")(function*(id) {
     yield* cache.remove(id)
