@@ -10,6 +10,13 @@
 export * as Session from "./Session.js"
 
 /**
+ * The near-cache: its modes, counters and Effect metrics.
+ *
+ * @since 0.1.0
+ */
+export * as SessionCache from "./SessionCache.js"
+
+/**
  * The settings Schema, decodable from a plain object or the environment.
  *
  * @since 0.1.0
