@@ -174,7 +174,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
         client.status === "ready"
           ? client.quit().then(() => undefined, () => client.disconnect())
           : Promise.resolve(client.disconnect())
-      ).pipe(Effect.timeoutTo({ duration: commandBound, onSuccess: () => undefined, onTimeout: () => client.disconnect() }))
+      ).pipe(
+        Effect.timeoutTo({ duration: commandBound, onSuccess: () => undefined, onTimeout: () => client.disconnect() })
+      )
   )
 
   // ioredis reports connection trouble as events; without a listener it prints them. We keep the last
@@ -182,7 +184,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   let lastError: unknown = undefined
   client.on("error", (error: unknown) => {
     lastError = error
-    if (config.debug) Effect.runFork(debug(`connection error: ${error instanceof Error ? error.message : String(error)}`))
+    if (config.debug) {
+      Effect.runFork(debug(`connection error: ${error instanceof Error ? error.message : String(error)}`))
+    }
   })
   if (config.debug) {
     for (const event of ["ready", "close", "reconnecting", "end"] as const) {
@@ -201,9 +205,15 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     Effect.mapError((cause) =>
       cause instanceof RedisConnectionError
         ? cause
-        : new RedisConnectionError({ method: "connect", reason: reasonOf(lastError ?? cause) ?? "Unknown", cause: lastError ?? cause })
+        : new RedisConnectionError({
+          method: "connect",
+          reason: reasonOf(lastError ?? cause) ?? "Unknown",
+          cause: lastError ?? cause
+        })
     ),
-    Effect.tapError((error) => Effect.zipRight(Effect.sync(() => client.disconnect()), debug(`connect failed: ${error.reason}`))),
+    Effect.tapError((error) =>
+      Effect.zipRight(Effect.sync(() => client.disconnect()), debug(`connect failed: ${error.reason}`))
+    ),
     Effect.tap(() => debug("connected"))
   )
 
@@ -226,4 +236,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
 
   const connection: Connection = { client, run, debug }
   return connection
-}) satisfies (config: SessionConfig, options?: MakeOptions) => Effect.Effect<Connection, RedisConnectionError, Scope.Scope>
+}) satisfies (
+  config: SessionConfig,
+  options?: MakeOptions
+) => Effect.Effect<Connection, RedisConnectionError, Scope.Scope>

@@ -4,9 +4,9 @@
  *
  * @since 0.1.0
  */
-import { randomBytes } from "node:crypto"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import { randomBytes } from "node:crypto"
 import { SessionDecodeError } from "./SessionError.js"
 
 /**

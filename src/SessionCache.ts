@@ -78,10 +78,19 @@ export interface Stats {
  * @category metrics
  */
 export const metrics = {
-  hits: Metric.counter("session_cache_hits", { description: "Session reads served from the near-cache", incremental: true }),
+  hits: Metric.counter("session_cache_hits", {
+    description: "Session reads served from the near-cache",
+    incremental: true
+  }),
   misses: Metric.counter("session_cache_misses", { description: "Session reads sent to Redis", incremental: true }),
-  invalidations: Metric.counter("session_cache_invalidations", { description: "Cached sessions dropped because Redis announced a change", incremental: true }),
-  clears: Metric.counter("session_cache_clears", { description: "Whole-cache clears (connection lost, FLUSHDB)", incremental: true })
+  invalidations: Metric.counter("session_cache_invalidations", {
+    description: "Cached sessions dropped because Redis announced a change",
+    incremental: true
+  }),
+  clears: Metric.counter("session_cache_clears", {
+    description: "Whole-cache clears (connection lost, FLUSHDB)",
+    incremental: true
+  })
 } as const
 
 interface State {
@@ -130,7 +139,12 @@ export interface SessionCache {
    * Installs `session` (read or written at `now`, its lifetime last refreshed at `refreshedAt`) if
    * the ticket still holds; otherwise, or when `session` is undefined, drops the id.
    */
-  readonly complete: (ticket: Ticket, session: Session | undefined, now: number, refreshedAt?: number) => Effect.Effect<void>
+  readonly complete: (
+    ticket: Ticket,
+    session: Session | undefined,
+    now: number,
+    refreshedAt?: number
+  ) => Effect.Effect<void>
   /** Records that the session's lifetime was refreshed in Redis at `now`. */
   readonly refreshed: (id: string, now: number) => Effect.Effect<void>
   /** Drops `id` and revokes its tickets. */
@@ -227,7 +241,10 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
     // A write may install "snapshot + delta" only if that is what Redis will hold: the cache must hold
     // the very snapshot the write started from, with no other operation on this id in flight.
     beginWrite: (id, base) =>
-      take(id, (state) => base !== undefined && !state.pending.has(id) && state.entries.get(id)?.session.snapshot === base),
+      take(
+        id,
+        (state) => base !== undefined && !state.pending.has(id) && state.entries.get(id)?.session.snapshot === base
+      ),
     complete,
     refreshed: (id, now) =>
       Ref.update(ref, (state) => {

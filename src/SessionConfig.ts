@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
 /**
@@ -30,7 +30,13 @@ export const Server = Schema.transformOrFail(
       const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(input.trim())
       const port = match?.[3] === undefined ? 6379 : Number(match[3])
       return match === null || port < 1 || port > 65535
-        ? ParseResult.fail(new ParseResult.Type(ast, input, `Expected "host:port" with a port from 1 to 65535, got ${JSON.stringify(input)}`))
+        ? ParseResult.fail(
+          new ParseResult.Type(
+            ast,
+            input,
+            `Expected "host:port" with a port from 1 to 65535, got ${JSON.stringify(input)}`
+          )
+        )
         : ParseResult.succeed({ host: match[1] ?? match[2]!, port })
     },
     encode: ({ host, port }) => ParseResult.succeed(host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
@@ -54,13 +60,25 @@ const DurationSetting = (unit: "seconds" | "millis") =>
     {
       strict: true,
       decode: (input, _, ast) => {
-        const numeric = typeof input === "number" ? input : typeof input === "string" && /^\s*\d+(\.\d+)?\s*$/.test(input) ? Number(input) : undefined
+        const numeric = typeof input === "number"
+          ? input
+          : typeof input === "string" && /^\s*\d+(\.\d+)?\s*$/.test(input)
+          ? Number(input)
+          : undefined
         const duration = numeric !== undefined
           ? Option.some(unit === "seconds" ? Duration.seconds(numeric) : Duration.millis(numeric))
           : Duration.decodeUnknown(input)
         return Option.match(Option.filter(duration, (d) => Duration.isFinite(d) && Duration.toMillis(d) > 0), {
           onNone: () =>
-            ParseResult.fail(new ParseResult.Type(ast, input, `Expected a positive duration (a number of ${unit}, or a string such as "15 minutes"), got ${String(input)}`)),
+            ParseResult.fail(
+              new ParseResult.Type(
+                ast,
+                input,
+                `Expected a positive duration (a number of ${unit}, or a string such as "15 minutes"), got ${
+                  String(input)
+                }`
+              )
+            ),
           onSome: ParseResult.succeed
         })
       },
@@ -149,11 +167,13 @@ export type SessionConfig = typeof SessionConfig.Type
  * @since 0.1.0
  * @category models
  */
-export type Input = Schema.Schema.Encoded<typeof SessionConfig> | {
-  readonly [K in keyof Schema.Schema.Encoded<typeof SessionConfig>]: K extends "password"
-    ? string | Redacted.Redacted<string>
-    : Schema.Schema.Encoded<typeof SessionConfig>[K]
-}
+export type Input =
+  | Schema.Schema.Encoded<typeof SessionConfig>
+  | {
+    readonly [K in keyof Schema.Schema.Encoded<typeof SessionConfig>]: K extends "password"
+      ? string | Redacted.Redacted<string>
+      : Schema.Schema.Encoded<typeof SessionConfig>[K]
+  }
 
 /**
  * A setting was rejected. `field` is its path, such as `"database"` or

@@ -4,20 +4,20 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as memoryStore from "./internal/memoryStore.js"
 import * as redisStore from "./internal/redisStore.js"
+import type { Session, SessionData } from "./Session.js"
 import type * as SessionCache from "./SessionCache.js"
 import * as SessionConfig from "./SessionConfig.js"
 import type { RedisConnectionError } from "./SessionError.js"
-import type { Session, SessionData } from "./Session.js"
 import type { SessionStoreError } from "./SessionError.js"
 
 /**

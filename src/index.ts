@@ -33,9 +33,4 @@ export * as SessionStore from "./SessionStore.js"
 /**
  * @since 0.1.0
  */
-export {
-  RedisCommandError,
-  RedisConnectionError,
-  SessionDecodeError,
-  type SessionStoreError
-} from "./SessionError.js"
+export { RedisCommandError, RedisConnectionError, SessionDecodeError, type SessionStoreError } from "./SessionError.js"

@@ -1,6 +1,6 @@
-import { execFile } from "node:child_process"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { execFile } from "node:child_process"
 import { RedisServer } from "./support/index.js"
 
 const password = "debug-password-never-printed"

@@ -3,7 +3,6 @@
  * near-cache). Every test runs on real redis-server processes; waits poll for
  * a condition under a loose hang guard, and nothing asserts on time.
  */
-import { execFile } from "node:child_process"
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -13,6 +12,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import type { Redis } from "ioredis"
+import { execFile } from "node:child_process"
 import { SessionCache, type SessionConfig, SessionStore } from "../src/index.js"
 import { RedisServer } from "./support/index.js"
 
@@ -20,7 +20,8 @@ const Store = SessionStore.SessionStore
 type Store = SessionStore.Service
 
 /** A store with its own connections: one simulated app instance. */
-const instance = (settings: SessionConfig.Input) => Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(Store))
+const instance = (settings: SessionConfig.Input) =>
+  Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(Store))
 
 const guard = RedisServer.hangGuard
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
@@ -33,7 +34,9 @@ const read = (store: Store, id: string, field: string) =>
 const untilSeen = (store: Store, id: string, field: string, expected: Option.Option<unknown>) =>
   RedisServer.eventually(
     Effect.flatMap(read(store, id, field), (seen) =>
-      Option.getEquivalence((a: unknown, b: unknown) => a === b)(seen, expected)
+      Option.getEquivalence((a: unknown, b: unknown) =>
+          a === b
+        )(seen, expected)
         ? Effect.void
         : Effect.fail(`still serving ${JSON.stringify(seen)}`)),
     { timeoutMs: 15_000, intervalMs: 5 }
@@ -119,7 +122,8 @@ describe("near-cache coherence across instances", () => {
       yield* a.retrieve(created.id)
       // Redis announces the expiry itself: the entry is dropped by an invalidation, not by our own clock.
       yield* RedisServer.eventually(
-        Effect.flatMap(a.cacheStats, (stats) => stats.invalidations >= 1 ? Effect.void : Effect.fail("no invalidation yet")),
+        Effect.flatMap(a.cacheStats, (stats) =>
+          stats.invalidations >= 1 ? Effect.void : Effect.fail("no invalidation yet")),
         { timeoutMs: 15_000, intervalMs: 20 }
       )
       expect(Option.isNone(yield* a.retrieve(created.id))).toBe(true)
@@ -136,8 +140,10 @@ describe("near-cache coherence across instances", () => {
         yield* a.retrieve(created.id)
         const before = yield* clientIds(raw)
         // Both instances have their connections under the same names: kill A's by its id (the first).
-        const [target] = yield* Effect.filter(before[victim], (id) =>
-          Effect.map(promise(() => raw.client("LIST", "ID", id) as Promise<string>), (line) => line.length > 0))
+        const [target] = yield* Effect.filter(
+          before[victim],
+          (id) => Effect.map(promise(() => raw.client("LIST", "ID", id) as Promise<string>), (line) => line.length > 0)
+        )
         yield* promise(() => raw.client("KILL", "ID", target!))
         yield* setField(b, created.id, "v", 1)
         // From here on A may serve 0 only until it has served 1 once; never after.
@@ -148,9 +154,14 @@ describe("near-cache coherence across instances", () => {
         yield* RedisServer.eventually(
           Effect.gen(function*() {
             const ids = yield* clientIds(raw)
-            const lines = yield* Effect.forEach(ids.data, (id) => promise(() => raw.client("LIST", "ID", id) as Promise<string>))
+            const lines = yield* Effect.forEach(
+              ids.data,
+              (id) => promise(() => raw.client("LIST", "ID", id) as Promise<string>)
+            )
             // CLIENT LIST flags: t = tracking on, B = broadcast mode, R = redirect target gone.
-            const tracking = lines.filter((line) => /flags=[^ ]*t/.test(line) && /flags=[^ ]*B/.test(line) && !/flags=[^ ]*R/.test(line))
+            const tracking = lines.filter((line) =>
+              /flags=[^ ]*t/.test(line) && /flags=[^ ]*B/.test(line) && !/flags=[^ ]*R/.test(line)
+            )
             if (tracking.length < 2) return yield* Effect.fail(`only ${tracking.length} tracking connections`)
             const stats = yield* a.cacheStats
             if (stats.mode !== "Tracking") return yield* Effect.fail(`mode ${stats.mode}`)
@@ -195,11 +206,17 @@ describe("near-cache coherence across instances", () => {
       yield* Fiber.interrupt(readers)
 
       for (const [id, version] of last) yield* untilSeen(a, id, "version", Option.some(version))
-      yield* Effect.forEach(Array.from({ length: 8 }), () =>
-        Effect.forEach(ids, (id) =>
-          Effect.map(read(a, id, "version"), (seen) => expect(seen).toEqual(Option.some(last.get(id))))), {
-        concurrency: "unbounded"
-      })
+      yield* Effect.forEach(
+        Array.from({ length: 8 }),
+        () =>
+          Effect.forEach(
+            ids,
+            (id) => Effect.map(read(a, id, "version"), (seen) => expect(seen).toEqual(Option.some(last.get(id))))
+          ),
+        {
+          concurrency: "unbounded"
+        }
+      )
     }).pipe(guard(60_000, "stress")))
 })
 
@@ -209,8 +226,12 @@ describe("near-cache without tracking", () => {
       const server = yield* RedisServer.scoped()
       const raw = server.client()
       // A user that may do everything but CLIENT TRACKING, as behind some proxies and managed services.
-      yield* promise(() => raw.call("ACL", "SETUSER", "app", "on", ">app-password", "~*", "&*", "+@all", "-client|tracking"))
-      const a = yield* instance(server.settings({ username: "app", password: "app-password", cache: { maxStaleness: 200 } }))
+      yield* promise(() =>
+        raw.call("ACL", "SETUSER", "app", "on", ">app-password", "~*", "&*", "+@all", "-client|tracking")
+      )
+      const a = yield* instance(
+        server.settings({ username: "app", password: "app-password", cache: { maxStaleness: 200 } })
+      )
       const b = yield* instance(server.settings())
       expect((yield* a.cacheStats).mode).toBe("Staleness")
       const created = yield* a.create({ n: 1 })

@@ -72,17 +72,27 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
         Effect.gen(function*() {
           const entry = yield* live(session.id, false)
           // Gone (destroyed or expired): a flush never brings a session back.
-          if (entry === undefined) return
+          if (entry === undefined) {
+            return
+          }
           const base = session.snapshot ?? Option.getOrUndefined(yield* retrieve(session.id))?.snapshot
-          if (base === undefined) return
+          if (base === undefined) {
+            return
+          }
           const delta = Session.diff(session, base)
           const fields: Record<string, string> = { ...entry.fields }
-          for (const [field, value] of delta.set) fields[field] = value
-          for (const field of delta.remove) delete fields[field]
+          for (const [field, value] of delta.set) {
+            fields[field] = value
+          }
+          for (const field of delta.remove) {
+            delete fields[field]
+          }
           yield* write(session.id, fields)
         }),
-      destroy: (id) => Ref.update(entries, (map) => (map.delete(id), map)),
-      touch: (id) => Effect.asVoid(live(id, true)),
+      destroy: (id) =>
+        Ref.update(entries, (map) => (map.delete(id), map)),
+      touch: (id) =>
+        Effect.asVoid(live(id, true)),
       ping: Effect.void,
       cacheStats: Effect.succeed({ hits: 0, misses: 0, invalidations: 0, clears: 0, size: 0, mode: "Off" })
     }

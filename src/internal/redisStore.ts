@@ -71,8 +71,12 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   const load = Effect.fn("SessionStore.retrieve")(function*(id: string) {
     const key = keyOf(id)
     const ticket = yield* cache.beginRead(id)
-    const [fields, remaining] = yield* run("SessionStore.retrieve", "HGETALL", key, (client) =>
-      Promise.all([client.hgetall(key), client.pttl(key)]))
+    const [fields, remaining] = yield* run(
+      "SessionStore.retrieve",
+      "HGETALL",
+      key,
+      (client) => Promise.all([client.hgetall(key), client.pttl(key)])
+    )
     const now = yield* Clock.currentTimeMillis
     const decoded = Session.decode(id, fields)
     if (Either.isLeft(decoded)) {
@@ -98,13 +102,16 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   // The hit path is written without Effect.fn on purpose: its span and stack capture cost more than
   // the hit itself. Misses, which go to Redis, get their span in `load`.
   const retrieve: Service["retrieve"] = (id) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.flatMap(cache.lookup(id, now), (entry) =>
-        entry === undefined
-          ? load(id)
-          : now - entry.refreshedAt < refreshEvery
-          ? Effect.succeed(entry.found)
-          : refresh(entry, now)))
+    Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) =>
+        Effect.flatMap(cache.lookup(id, now), (entry) =>
+          entry === undefined
+            ? load(id)
+            : now - entry.refreshedAt < refreshEvery
+            ? Effect.succeed(entry.found)
+            : refresh(entry, now))
+    )
 
   const destroy: Service["destroy"] = Effect.fn("SessionStore.destroy")(function*(id) {
     yield* cache.remove(id)

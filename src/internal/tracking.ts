@@ -60,8 +60,12 @@ export const start = Effect.fnUntraced(function*(
       subscriberId = String(id)
     }
     yield* data.run("tracking", "CLIENT TRACKING", "", (client) => client.client("TRACKING", "OFF"))
-    yield* data.run("tracking", "CLIENT TRACKING", config.prefix, (client) =>
-      client.client("TRACKING", "ON", "REDIRECT", subscriberId!, "BCAST", "PREFIX", config.prefix, "NOLOOP"))
+    yield* data.run(
+      "tracking",
+      "CLIENT TRACKING",
+      config.prefix,
+      (client) => client.client("TRACKING", "ON", "REDIRECT", subscriberId!, "BCAST", "PREFIX", config.prefix, "NOLOOP")
+    )
     yield* cache.reset("Tracking")
     yield* data.debug("tracking on")
   }).pipe(
@@ -90,7 +94,9 @@ export const start = Effect.fnUntraced(function*(
   })
   const onReady = () => {
     // A connection error here means the other connection is still down: its own `ready` will retry.
-    Effect.runFork(Effect.ignore(Effect.retry(enable, Schedule.intersect(Schedule.exponential("50 millis"), Schedule.recurs(5)))))
+    Effect.runFork(
+      Effect.ignore(Effect.retry(enable, Schedule.intersect(Schedule.exponential("50 millis"), Schedule.recurs(5))))
+    )
   }
   data.client.on("ready", onReady)
   subscriber.client.on("ready", onReady)
