@@ -13,6 +13,8 @@ interface Entry {
   readonly expiresAt: number
 }
 
+const sweepEvery = 1024
+
 /** @internal */
 export interface MemoryOptions {
   readonly expire?: Duration.DurationInput | undefined
@@ -46,9 +48,17 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
           return [next, map] as const
         }))
 
+    // Expired entries nobody reads again would pile up: every so many writes, sweep them all.
+    let writesUntilSweep = sweepEvery
     const write = (id: string, fields: Readonly<Record<string, string>>) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Ref.update(entries, (map) => map.set(id, { fields, expiresAt: now + ttl })))
+        Ref.update(entries, (map) => {
+          if (--writesUntilSweep === 0) {
+            writesUntilSweep = sweepEvery
+            for (const [key, entry] of map) if (entry.expiresAt <= now) map.delete(key)
+          }
+          return map.set(id, { fields, expiresAt: now + ttl })
+        }))
 
     const retrieve: Service["retrieve"] = (id) =>
       Effect.flatMap(live(id, true), (entry) =>
