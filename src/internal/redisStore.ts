@@ -68,7 +68,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   // A miss reads the hash and its remaining lifetime in one round trip; from the lifetime we know
   // when it was last refreshed, so a read refreshes it only when due.
-  const load = Effect.fn("SessionStore.retrieve")(function*(id: string) {
+  const load = Effect.fnUntraced(function*(id: string) {
     const key = keyOf(id)
     const ticket = yield* cache.beginRead(id)
     const [fields, remaining] = yield* run(
@@ -99,8 +99,8 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
         ? Effect.as(cache.refreshed(entry.session.id, now), entry.found)
         : Effect.as(cache.remove(entry.session.id), Option.none()))
 
-  // The hit path is written without Effect.fn on purpose: its span and stack capture cost more than
-  // the hit itself. Misses, which go to Redis, get their span in `load`.
+  // Reads are written without Effect.fn on purpose: a span with its stack capture costs more than
+  // a cache hit, and a good part of a loopback round trip. Writes, rarer, get their spans.
   const retrieve: Service["retrieve"] = (id) =>
     Effect.flatMap(
       Clock.currentTimeMillis,
