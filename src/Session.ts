@@ -110,19 +110,33 @@ export const deepFreeze = <A>(value: A): A => {
 
 const emptySnapshot: Snapshot = Object.freeze({ fields: Object.freeze({}), data: Object.freeze({}) })
 
+// Session keys come from users and from Redis: "__proto__" must stay an ordinary own key, never
+// become a prototype, and an inherited property must never pass for a stored one.
+const own = <A>(record: Readonly<Record<string, A>>, key: string): A | undefined =>
+  Object.hasOwn(record, key) ? record[key] : undefined
+const setOwn = (record: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") {
+    Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true })
+  } else {
+    record[key] = value
+  }
+}
+
 /**
  * Decodes the fields of a session hash. `None` when the hash has no creation
  * field (absent, or left behind by a stale flush); a `SessionDecodeError` when
- * a field is not JSON.
+ * a field is not JSON. Fields whose stored text is the same as in `previous`
+ * keep their already decoded (and frozen) values.
  *
  * @since 0.1.0
  * @category decoding
  */
 export const decode = (
   id: string,
-  fields: Readonly<Record<string, string>>
+  fields: Readonly<Record<string, string>>,
+  previous: Snapshot = emptySnapshot
 ): Either.Either<Option.Option<Session>, SessionDecodeError> => {
-  const created = fields[createdField]
+  const created = own(fields, createdField)
   if (created === undefined) return Either.right(Option.none())
   const createdAt = Number(created)
   if (!Number.isFinite(createdAt)) {
@@ -130,18 +144,23 @@ export const decode = (
   }
   const data: Record<string, unknown> = {}
   const kept: Record<string, string> = {}
-  for (const field in fields) {
+  for (const field of Object.keys(fields)) {
     const key = toKey(field)
     if (key === undefined) continue
     const raw = fields[field]!
-    try {
-      data[key] = JSON.parse(raw)
-    } catch (cause) {
-      return Either.left(new SessionDecodeError({ id, field: key, cause }))
+    if (own(previous.fields, field) === raw) {
+      setOwn(data, key, previous.data[key])
+    } else {
+      try {
+        setOwn(data, key, deepFreeze(JSON.parse(raw)))
+      } catch {
+        // Not the parser's message: it quotes the stored text, which may be secret.
+        return Either.left(new SessionDecodeError({ id, field: key, cause: "not valid JSON" }))
+      }
     }
-    kept[field] = raw
+    setOwn(kept, field, raw)
   }
-  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: deepFreeze(data) })
+  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: Object.freeze(data) })
   return Either.right(Option.some(Object.freeze({ id, data: snapshot.data, createdAt, snapshot })))
 }
 
@@ -176,28 +195,28 @@ export const diff = (session: Session, base: Snapshot = session.snapshot ?? empt
   const remove: Array<string> = []
   const fields: Record<string, string> = { ...base.fields }
   const data: Record<string, unknown> = {}
-  for (const key in session.data) {
+  for (const key of Object.keys(session.data)) {
     const value = session.data[key]
     const field = toField(key)
-    const old = base.fields[field]
+    const old = own(base.fields, field)
     if (old !== undefined && value === base.data[key]) {
-      data[key] = value
+      setOwn(data, key, value)
       continue
     }
     const encoded = value === undefined ? undefined : JSON.stringify(value) as string | undefined
     if (encoded === undefined) continue
     if (encoded !== old) {
       set.push([field, encoded])
-      fields[field] = encoded
+      setOwn(fields, field, encoded)
       // A fresh copy, so the caller's own object stays theirs and the snapshot stays frozen.
-      data[key] = deepFreeze(JSON.parse(encoded))
+      setOwn(data, key, deepFreeze(JSON.parse(encoded)))
     } else {
-      data[key] = base.data[key]
+      setOwn(data, key, base.data[key])
     }
   }
-  for (const field in base.fields) {
+  for (const field of Object.keys(base.fields)) {
     const key = toKey(field)
-    if (key !== undefined && !(key in data)) {
+    if (key !== undefined && !Object.hasOwn(data, key)) {
       remove.push(field)
       delete fields[field]
     }

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import type { Session, Snapshot } from "./Session.js"
+import type { Session } from "./Session.js"
 
 /**
  * How entries stay fresh.
@@ -40,9 +40,11 @@ export interface Entry {
 }
 
 /**
- * A permit, taken before a read or a write is sent, to install its result
- * when the reply comes. It is revoked by an invalidation of the same id, by
- * another local operation on it, and by any loss of tracking.
+ * A permit, taken before a command is sent, to install what its reply says
+ * Redis holds. It is revoked by an invalidation of the same id, by a later
+ * local operation on it (only the newest may fill), and by any loss of
+ * tracking. Replies on one connection come back in the order sent, so the
+ * newest ticket's reply reflects every earlier local write.
  *
  * @since 0.1.0
  * @category models
@@ -51,8 +53,6 @@ export interface Ticket {
   readonly id: string
   readonly token: number
   readonly epoch: number
-  /** Whether the result may be installed at all: always for a read; for a write, only if the cache held exactly the snapshot it was computed from. */
-  readonly installable: boolean
 }
 
 /**
@@ -131,10 +131,8 @@ export interface Options {
 export interface SessionCache {
   /** The live entry for `id`, if any; marks it recently used. */
   readonly lookup: (id: string, now: number) => Effect.Effect<Entry | undefined>
-  /** Takes a ticket before sending a read. */
-  readonly beginRead: (id: string) => Effect.Effect<Ticket>
-  /** Takes a ticket before sending a write computed from `base`. */
-  readonly beginWrite: (id: string, base: Snapshot | undefined) => Effect.Effect<Ticket>
+  /** Takes a ticket before sending a command whose reply may fill the cache. */
+  readonly begin: (id: string) => Effect.Effect<Ticket>
   /**
    * Installs `session` (read or written at `now`, its lifetime last refreshed at `refreshedAt`) if
    * the ticket still holds; otherwise, or when `session` is undefined, drops the id.
@@ -145,8 +143,6 @@ export interface SessionCache {
     now: number,
     refreshedAt?: number
   ) => Effect.Effect<void>
-  /** Records that the session's lifetime was refreshed in Redis at `now`. */
-  readonly refreshed: (id: string, now: number) => Effect.Effect<void>
   /** Drops `id` and revokes its tickets. */
   readonly remove: (id: string) => Effect.Effect<void>
   /** Drops the ids Redis announced as changed; `null` (FLUSHDB, FLUSHALL) drops everything. */
@@ -198,9 +194,9 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
       (entry) => Effect.as(Metric.increment(entry === undefined ? metrics.misses : metrics.hits), entry)
     )
 
-  const take = (id: string, installable: (state: State) => boolean) =>
+  const begin = (id: string) =>
     Ref.modify(ref, (state): [Ticket, State] => {
-      const ticket = { id, token: ++state.nextToken, epoch: state.epoch, installable: installable(state) }
+      const ticket = { id, token: ++state.nextToken, epoch: state.epoch }
       state.pending.set(id, ticket.token)
       return [ticket, state]
     })
@@ -209,7 +205,7 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
     Ref.update(ref, (state) => {
       const valid = state.pending.get(ticket.id) === ticket.token && state.epoch === ticket.epoch
       if (valid) state.pending.delete(ticket.id)
-      if (!valid || !ticket.installable || session === undefined || state.mode === "Off" || options.capacity === 0) {
+      if (!valid || session === undefined || state.mode === "Off" || options.capacity === 0) {
         state.entries.delete(ticket.id)
         return state
       }
@@ -237,24 +233,8 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
 
   return {
     lookup,
-    beginRead: (id) => take(id, () => true),
-    // A write may install "snapshot + delta" only if that is what Redis will hold: the cache must hold
-    // the very snapshot the write started from, with no other operation on this id in flight.
-    beginWrite: (id, base) =>
-      take(
-        id,
-        (state) => base !== undefined && !state.pending.has(id) && state.entries.get(id)?.session.snapshot === base
-      ),
+    begin,
     complete,
-    refreshed: (id, now) =>
-      Ref.update(ref, (state) => {
-        const entry = state.entries.get(id)
-        if (entry !== undefined) {
-          const expiresAt = state.mode === "Tracking" ? now + options.ttl : entry.expiresAt
-          state.entries.set(id, { ...entry, refreshedAt: now, expiresAt })
-        }
-        return state
-      }),
     remove: (id) =>
       Ref.update(ref, (state) => {
         state.entries.delete(id)

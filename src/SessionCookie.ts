@@ -5,10 +5,10 @@
  *
  * @since 0.1.0
  */
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto"
 import type * as Arr from "effect/Array"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto"
 
 /**
  * A value whose signature checked out.
@@ -53,7 +53,7 @@ export const make = (secrets: Arr.NonEmptyReadonlyArray<Redacted.Redacted<string
 
   const verify = (signed: string): Option.Option<Verified> => {
     const dot = signed.lastIndexOf(".")
-    if (dot <= 0 || signed.length - dot - 1 !== signatureLength) return Option.none()
+    if (dot < 0 || signed.length - dot - 1 !== signatureLength) return Option.none()
     const value = signed.slice(0, dot)
     const given = Buffer.from(signed.slice(dot + 1), "base64url")
     // Non-canonical base64url (e.g. stray bits in the last character) decodes to

@@ -67,7 +67,7 @@ export class SessionStore extends Context.Tag("effect-session-redis/SessionStore
  * @category models
  */
 export interface MemoryOptions {
-  /** The sliding lifetime of a session (default 900 s; a number means milliseconds, as in `Duration`). */
+  /** The sliding lifetime of a session (default 900 s; a number means seconds, as for the Redis backend). */
   readonly expire?: Duration.DurationInput | undefined
 }
 

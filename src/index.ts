@@ -10,6 +10,13 @@
 export * as Session from "./Session.js"
 
 /**
+ * The @effect/platform middleware and the per-request session service.
+ *
+ * @since 0.1.0
+ */
+export * as HttpSession from "./HttpSession.js"
+
+/**
  * The near-cache: its modes, counters and Effect metrics.
  *
  * @since 0.1.0
@@ -22,6 +29,13 @@ export * as SessionCache from "./SessionCache.js"
  * @since 0.1.0
  */
 export * as SessionConfig from "./SessionConfig.js"
+
+/**
+ * Signed session cookies: HMAC-SHA256 with a list of secrets.
+ *
+ * @since 0.1.0
+ */
+export * as SessionCookie from "./SessionCookie.js"
 
 /**
  * The session store service and its Redis and in-memory layers.

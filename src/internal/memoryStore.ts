@@ -29,7 +29,10 @@ export interface MemoryOptions {
  */
 export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
   Effect.gen(function*() {
-    const expire = Duration.decode(options.expire ?? Duration.seconds(900))
+    // A bare number means seconds, as for the Redis backend's `expire`.
+    const expire = typeof options.expire === "number"
+      ? Duration.seconds(options.expire)
+      : Duration.decode(options.expire ?? Duration.seconds(900))
     const ttl = Duration.toMillis(expire)
     const entries = yield* Ref.make(new Map<string, Entry>())
 

@@ -52,25 +52,44 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       }
     )
 
-  const pexpire = (method: string, id: string) =>
-    run(method, "PEXPIRE", keyOf(id), (client) => client.pexpire(keyOf(id), ttl))
+  const decodeOrDrop = (id: string, fields: Record<string, string>, previous: Session.Snapshot | undefined) =>
+    Either.match(Session.decode(id, fields, previous), {
+      onLeft: (error) => Effect.zipRight(cache.remove(id), Effect.fail(error)),
+      onRight: Effect.succeed
+    })
 
   const create: Service["create"] = Effect.fn("SessionStore.create")(function*(data = {}) {
     const id = Session.makeId()
     const key = keyOf(id)
     const now = yield* Clock.currentTimeMillis
     const { fields, session } = Session.encodeNew(id, data, now)
-    const ticket = yield* cache.beginRead(id)
+    const ticket = yield* cache.begin(id)
     yield* exec("SessionStore.create", key, (multi) => multi.hset(key, ...fields.flat()).pexpire(key, ttl))
+    // A fresh random id: nobody else can have written it, so what we wrote is what Redis holds.
     yield* cache.complete(ticket, session, now)
     return session
+  })
+
+  // Refreshes the lifetime and re-reads the hash in one transaction. Our own PEXPIRE may hide a
+  // foreign write made in the same Redis event-loop cycle: BCAST tracking remembers only the last
+  // writer of a key per cycle, and NOLOOP skips it. So what we cache afterwards must come from Redis.
+  const refresh = Effect.fnUntraced(function*(method: string, id: string, previous: Session.Snapshot | undefined) {
+    const key = keyOf(id)
+    const ticket = yield* cache.begin(id)
+    const [alive, fields] = yield* exec(method, key, (multi) => multi.pexpire(key, ttl).hgetall(key))
+    const now = yield* Clock.currentTimeMillis
+    const found = alive === 1
+      ? yield* decodeOrDrop(id, fields as Record<string, string>, previous)
+      : Option.none<Session.Session>()
+    yield* cache.complete(ticket, Option.getOrUndefined(found), now)
+    return found
   })
 
   // A miss reads the hash and its remaining lifetime in one round trip; from the lifetime we know
   // when it was last refreshed, so a read refreshes it only when due.
   const load = Effect.fnUntraced(function*(id: string) {
     const key = keyOf(id)
-    const ticket = yield* cache.beginRead(id)
+    const ticket = yield* cache.begin(id)
     const [fields, remaining] = yield* run(
       "SessionStore.retrieve",
       "HGETALL",
@@ -78,26 +97,14 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       (client) => Promise.all([client.hgetall(key), client.pttl(key)])
     )
     const now = yield* Clock.currentTimeMillis
-    const decoded = Session.decode(id, fields)
-    if (Either.isLeft(decoded)) {
-      yield* cache.remove(id)
-      return yield* decoded
+    const found = yield* decodeOrDrop(id, fields, undefined)
+    const refreshedAt = now - (ttl - remaining)
+    if (Option.isSome(found) && now - refreshedAt >= refreshEvery) {
+      return yield* refresh("SessionStore.retrieve", id, found.value.snapshot)
     }
-    let refreshedAt = now - (ttl - remaining)
-    if (Option.isSome(decoded.right) && now - refreshedAt >= refreshEvery) {
-      yield* pexpire("SessionStore.retrieve", id)
-      refreshedAt = now
-    }
-    yield* cache.complete(ticket, Option.getOrUndefined(decoded.right), now, refreshedAt)
-    return decoded.right
+    yield* cache.complete(ticket, Option.getOrUndefined(found), now, refreshedAt)
+    return found
   })
-
-  // Due for a refresh: the PEXPIRE also tells whether the session still exists.
-  const refresh = (entry: SessionCache.Entry, now: number) =>
-    Effect.flatMap(pexpire("SessionStore.retrieve", entry.session.id), (alive) =>
-      alive === 1
-        ? Effect.as(cache.refreshed(entry.session.id, now), entry.found)
-        : Effect.as(cache.remove(entry.session.id), Option.none()))
 
   // Reads are written without Effect.fn on purpose: a span with its stack capture costs more than
   // a cache hit, and a good part of a loopback round trip. Writes, rarer, get their spans.
@@ -110,7 +117,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
             ? load(id)
             : now - entry.refreshedAt < refreshEvery
             ? Effect.succeed(entry.found)
-            : refresh(entry, now))
+            : refresh("SessionStore.retrieve", id, entry.session.snapshot))
     )
 
   const destroy: Service["destroy"] = Effect.fn("SessionStore.destroy")(function*(id) {
@@ -121,9 +128,10 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   })
 
   const touch: Service["touch"] = Effect.fn("SessionStore.touch")(function*(id) {
-    const now = yield* Clock.currentTimeMillis
-    const alive = yield* pexpire("SessionStore.touch", id)
-    yield* alive === 1 ? cache.refreshed(id, now) : cache.remove(id)
+    yield* cache.remove(id)
+    yield* run("SessionStore.touch", "PEXPIRE", keyOf(id), (client) => client.pexpire(keyOf(id), ttl))
+    // As in `refresh`: after our own write, only a fresh read may fill the cache.
+    yield* cache.remove(id)
   })
 
   const flush: Service["flush"] = Effect.fn("SessionStore.flush")(function*(session) {
@@ -134,15 +142,17 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     if (base === undefined) return
     const delta = Session.diff(session, base)
     const key = keyOf(session.id)
-    const now = yield* Clock.currentTimeMillis
-    const ticket = yield* cache.beginWrite(session.id, base)
-    const [exists] = yield* exec("SessionStore.flush", key, (multi) => {
+    const ticket = yield* cache.begin(session.id)
+    const [exists, ...rest] = yield* exec("SessionStore.flush", key, (multi) => {
       // HEXISTS runs first inside the transaction: it tells whether the session was alive when we wrote.
       multi.hexists(key, Session.createdField)
       if (delta.set.length > 0) multi.hset(key, ...delta.set.flat())
       if (delta.remove.length > 0) multi.hdel(key, ...delta.remove)
-      multi.pexpire(key, ttl)
+      // HGETALL last: the state after our write, including any foreign write our own may have hidden
+      // from tracking (see `refresh`). That, not "our snapshot + our delta", is what we cache.
+      multi.pexpire(key, ttl).hgetall(key)
     }).pipe(Effect.tapError(() => cache.remove(session.id)))
+    const now = yield* Clock.currentTimeMillis
     if (exists !== 1) {
       // Destroyed or expired meanwhile: our HSET made a hash without the creation field, which
       // readers ignore; delete it so it does not linger until its TTL.
@@ -151,13 +161,8 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       yield* connection.debug(`flush of a destroyed or expired session dropped`)
       return
     }
-    const next: Session.Session = Object.freeze({
-      id: session.id,
-      data: delta.next.data,
-      createdAt: current?.createdAt,
-      snapshot: delta.next
-    })
-    yield* cache.complete(ticket, next, now)
+    const found = yield* decodeOrDrop(session.id, rest[rest.length - 1] as Record<string, string>, delta.next)
+    yield* cache.complete(ticket, Option.getOrUndefined(found), now)
   })
 
   const store: Service = {

@@ -1,0 +1,67 @@
+/**
+ * `npm run demo`: serves the demo app (examples/app.ts).
+ *
+ * Environment:
+ * - `PORT` (default 3000; 0 picks a free port), `HOST` (default 127.0.0.1);
+ * - `REDIS_URL`: use Redis at this url; without it sessions live in memory;
+ * - `SESSION_SECRET`: the cookie signing secret, at least 32 characters.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { createServer } from "node:http"
+import * as App from "./app.js"
+
+/** Good enough for trying the demo on your machine, and for nothing else. */
+const devSecret = Redacted.make("effect-session-redis-demo-secret-not-for-production")
+
+const Env = Config.all({
+  port: Config.integer("PORT").pipe(Config.withDefault(3000)),
+  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
+  redisUrl: Config.option(Config.nonEmptyString("REDIS_URL")),
+  secret: Config.option(Config.redacted("SESSION_SECRET"))
+})
+
+const redactUrl = (url: string): string => {
+  const parsed = new URL(url)
+  if (parsed.password !== "") parsed.password = "***"
+  return parsed.toString()
+}
+
+const Main = Layer.unwrapEffect(Effect.gen(function*() {
+  const env = yield* Env
+  if (Option.isNone(env.secret)) {
+    yield* Console.error(
+      "warning: SESSION_SECRET is not set, so the demo signs cookies with a built-in development secret. Set SESSION_SECRET (at least 32 characters) anywhere but your own machine."
+    )
+  }
+  const app = yield* App.make({ secrets: [Option.getOrElse(env.secret, () => devSecret)] })
+  const redisUrl = Option.getOrUndefined(env.redisUrl)
+
+  const announce = Layer.effectDiscard(HttpServer.addressWith((address) =>
+    Console.log(
+      [
+        address._tag === "TcpAddress"
+          ? `demo listening on http://${env.host === "0.0.0.0" ? "localhost" : env.host}:${address.port}`
+          : `demo listening on ${address.path}`,
+        redisUrl === undefined
+          ? "sessions: in memory (set REDIS_URL=redis://... to use Redis)"
+          : `sessions: Redis at ${redactUrl(redisUrl)}`
+      ].join("\n")
+    )
+  ))
+
+  return HttpServer.serve(app).pipe(
+    Layer.merge(announce),
+    Layer.provide(App.storeLayer(redisUrl)),
+    Layer.provide(NodeHttpServer.layer(createServer, { port: env.port, host: env.host }))
+  )
+}))
+
+Layer.launch(Main).pipe(NodeRuntime.runMain)

@@ -1,0 +1,221 @@
+/**
+ * The store against a redis-server that dies, hangs or comes back: every
+ * caller gets a typed error within a bound, and service resumes without
+ * rebuilding the layer.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type { SessionStoreError } from "../src/index.js"
+import { SessionConfig, SessionStore } from "../src/index.js"
+import { RedisServer } from "./support/index.js"
+import { change } from "./SessionStoreSpec.js"
+
+const build = (settings: SessionConfig.Input) =>
+  Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(SessionStore.SessionStore))
+
+const guard = RedisServer.hangGuard
+const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
+
+// Short bounds keep the suite fast; they are what a failing call waits at most.
+const fast = { connectTimeout: 1000, commandTimeout: 500 } as const
+
+const expectConnectionError = (error: SessionStoreError | SessionConfig.SessionConfigError) => {
+  expect(error._tag).toBe("RedisConnectionError")
+}
+
+/** Polls `effect` until it succeeds: the store recovers by itself. */
+const untilSucceeds = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  RedisServer.eventually(effect, { timeoutMs: 20_000, intervalMs: 25 })
+
+/** Polls until the store has noticed that Redis is gone. */
+const untilFails = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  RedisServer.eventually(Effect.flip(effect), { timeoutMs: 20_000, intervalMs: 10 })
+
+describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
+  it.scopedLive("SIGKILL: the next operation fails with RedisConnectionError without hanging, for every operation", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings({ ...fast, cache: { enabled: false } }))
+      const created = yield* store.create({ a: 1 })
+      yield* promise(() => server.kill())
+      const operations = [
+        store.retrieve(created.id),
+        store.create({ b: 1 }),
+        store.flush(change(created, { a: 2 })),
+        store.touch(created.id),
+        store.destroy(created.id),
+        store.ping
+      ]
+      for (const operation of operations) {
+        expectConnectionError(yield* Effect.flip(operation))
+      }
+    }).pipe(guard(30_000, "operations against a killed server")))
+
+  it.scopedLive("SIGKILL with the cache on: a cached session is not served once the connection is lost", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings(fast))
+      const created = yield* store.create({ a: 1 })
+      yield* store.retrieve(created.id)
+      yield* promise(() => server.kill())
+      // Once the store has seen the connection drop, it can no longer know whether the entry is current.
+      yield* untilFails(store.ping)
+      expectConnectionError(yield* Effect.flip(store.retrieve(created.id)))
+    }).pipe(guard(30_000, "cached read against a killed server")))
+
+  it.scopedLive("SIGKILL in the middle of a stream of operations: the stream ends with a typed error", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings(fast))
+      let done = 0
+      const worker = Effect.gen(function*() {
+        const created = yield* store.create({ n: 0 })
+        let current = created
+        for (let i = 0;; i++) {
+          yield* store.flush(change(current, { n: i }))
+          current = Option.getOrThrow(yield* store.retrieve(created.id))
+          done++
+        }
+      })
+      const fibers = yield* Effect.all(Array.from({ length: 4 }, () => Effect.fork(worker)))
+      yield* RedisServer.eventually(Effect.suspend(() => done >= 40 ? Effect.void : Effect.fail("warming up")))
+      yield* promise(() => server.kill())
+      for (const fiber of fibers) {
+        const exit = yield* Fiber.await(fiber)
+        expect(Exit.isFailure(exit)).toBe(true)
+        if (Exit.isFailure(exit)) {
+          // A typed failure, not a defect or an interruption.
+          const failure = Cause.failureOption(exit.cause)
+          expect(Option.isSome(failure)).toBe(true)
+          expect(Option.getOrThrow(failure)._tag).toBe("RedisConnectionError")
+        }
+      }
+    }).pipe(guard(30_000, "a stream of operations interrupted by SIGKILL")))
+
+  it.scopedLive("many concurrent calls while Redis is down all fail within the bound", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings({ ...fast, cache: { enabled: false } }))
+      const created = yield* store.create({ a: 1 })
+      yield* promise(() => server.kill())
+      const results = yield* Effect.all(
+        Array.from({ length: 100 }, (_, i) => Effect.flip(i % 2 === 0 ? Effect.asVoid(store.retrieve(created.id)) : Effect.asVoid(store.create({ i })))),
+        { concurrency: "unbounded" }
+      )
+      results.forEach(expectConnectionError)
+    }).pipe(guard(30_000, "concurrent calls against a killed server")))
+
+  it.scopedLive("restart on the same port: operations succeed again without rebuilding the layer", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings(fast))
+      const before = yield* store.create({ a: 1 })
+      const stale = Option.getOrThrow(yield* store.retrieve(before.id))
+      yield* promise(() => server.kill())
+      expectConnectionError(yield* Effect.flip(store.create({})))
+      yield* promise(() => server.restart())
+      const after = yield* untilSucceeds(store.create({ back: true }))
+      expect(Option.getOrThrow(yield* store.retrieve(after.id)).data).toEqual({ back: true })
+      // The new process has no data (no persistence): the old session is gone, from the cache too,
+      // and its stale copy does not bring it back.
+      expect(Option.isNone(yield* store.retrieve(before.id))).toBe(true)
+      yield* store.flush(change(stale, { a: 2 }))
+      expect(Option.isNone(yield* store.retrieve(before.id))).toBe(true)
+      expect(yield* promise(() => server.client().exists(`session:${before.id}`))).toBe(0)
+    }).pipe(guard(40_000, "recovery after restart")))
+
+  it.scopedLive("once the store's connection is back (CLIENT LIST shows it), the very next call succeeds", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings(fast))
+      yield* store.create({})
+      yield* promise(() => server.kill())
+      expectConnectionError(yield* Effect.flip(store.create({})))
+      yield* promise(() => server.restart())
+      const raw = server.client()
+      // Wait, without calling the store, until ioredis has reconnected on its own.
+      yield* RedisServer.eventually(
+        Effect.flatMap(
+          promise(() => raw.client("LIST") as Promise<string>),
+          (list) => /name=effect-session-redis( |$)/m.test(list) ? Effect.void : Effect.fail("not reconnected")
+        ),
+        { timeoutMs: 20_000, intervalMs: 20 }
+      )
+      const created = yield* store.create({ first: true })
+      expect(Option.getOrThrow(yield* store.retrieve(created.id)).data).toEqual({ first: true })
+    }).pipe(guard(40_000, "first call after reconnect")))
+
+  it.scopedLive("after a restart the near-cache is coherent again: foreign writes invalidate it, hits are local", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings(fast))
+      yield* promise(() => server.kill())
+      yield* promise(() => server.restart())
+      const created = yield* untilSucceeds(store.create({ n: 0 }))
+      // Tracking comes back asynchronously after reconnecting; once it is on, a repeated read is a hit.
+      yield* untilSucceeds(
+        Effect.gen(function*() {
+          yield* store.retrieve(created.id)
+          const { total } = yield* server.countCommands(store.retrieve(created.id))
+          if (total !== 0) return yield* Effect.fail("not cached yet")
+        })
+      )
+      const raw = server.client()
+      yield* promise(() => raw.hset(`session:${created.id}`, "n", "1"))
+      yield* untilSucceeds(
+        Effect.flatMap(store.retrieve(created.id), (s) => Option.getOrThrow(s).data.n === 1 ? Effect.void : Effect.fail("stale"))
+      )
+    }).pipe(guard(40_000, "coherence after restart")))
+
+  it.scopedLive("restart of a unix socket server: the store reconnects", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped({ unixSocket: true, password: "pw" })
+      const store = yield* build(server.settings(fast))
+      yield* store.create({})
+      yield* promise(() => server.kill())
+      expectConnectionError(yield* Effect.flip(store.create({})))
+      yield* promise(() => server.restart())
+      yield* untilSucceeds(store.create({}))
+    }).pipe(guard(40_000, "unix socket recovery")))
+
+  it.scopedLive("a hung server (SIGSTOP): calls fail with RedisConnectionError Timeout, and succeed once it resumes", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings({ ...fast, cache: { enabled: false } }))
+      const created = yield* store.create({ a: 1 })
+      server.freeze()
+      const error = yield* Effect.flip(store.retrieve(created.id)).pipe(Effect.ensuring(Effect.sync(() => server.thaw())))
+      expect(error._tag).toBe("RedisConnectionError")
+      expect(error._tag === "RedisConnectionError" && error.reason).toBe("Timeout")
+      const found = yield* untilSucceeds(store.retrieve(created.id))
+      expect(Option.getOrThrow(found).data).toEqual({ a: 1 })
+    }).pipe(guard(30_000, "calls against a hung server")))
+
+  it.scopedLive("building the layer against a hung server fails with RedisConnectionError within connectTimeout", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      server.freeze()
+      const error = yield* Effect.flip(build(server.settings({ connectTimeout: 500, commandTimeout: 500 }))).pipe(
+        Effect.ensuring(Effect.sync(() => server.thaw()))
+      )
+      expect(error._tag).toBe("RedisConnectionError")
+    }).pipe(guard(30_000, "layer build against a hung server")))
+
+  it.scopedLive("closing the layer while Redis is down does not hang", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const store = yield* build(server.settings(fast))
+          yield* store.create({})
+          yield* promise(() => server.kill())
+        })
+      )
+    }).pipe(guard(30_000, "layer release while Redis is down")))
+})

@@ -1,0 +1,379 @@
+/**
+ * The behaviour every SessionStore backend shares, as one spec that each
+ * backend's test file registers with its own layer.
+ */
+import { expect, layer } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { Session, SessionStore } from "../src/index.js"
+
+/** What the spec checks about the store it is given. */
+export interface SpecOptions {
+  readonly backend: "memory" | "redis"
+  /** The lifetime the layer was built with, in seconds. */
+  readonly expireSeconds?: number
+}
+
+const Store = SessionStore.SessionStore
+
+/** Retrieves a session that must exist. */
+export const retrieveSome = (id: string) =>
+  Effect.flatMap(Store, (store) => store.retrieve(id)).pipe(
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.dieMessage(`expected session ${id.slice(0, 6)}… to exist`),
+      onSome: Effect.succeed
+    }))
+  )
+
+/** The data of a session, or undefined when it is absent. */
+export const dataOf = (id: string) =>
+  Effect.flatMap(Store, (store) => store.retrieve(id)).pipe(Effect.map(Option.map((s) => s.data)), Effect.map(Option.getOrUndefined))
+
+/** A copy of `session` with `data` replaced the way callers do it: by spreading. */
+export const withData = (session: Session.Session, data: Record<string, unknown>): Session.Session => ({ ...session, data })
+
+/** A copy of `session` with some fields changed. */
+export const change = (session: Session.Session, patch: Record<string, unknown>): Session.Session =>
+  withData(session, { ...session.data, ...patch })
+
+/** A copy of `session` without `key`. */
+export const without = (session: Session.Session, key: string): Session.Session => {
+  const { [key]: _, ...rest } = session.data
+  return withData(session, rest)
+}
+
+/**
+ * Registers the behavioural spec of a store as a describe block named `name`.
+ * The layer is built once (live clock, no TestServices) for the block.
+ */
+export const sessionStoreSpec = (
+  name: string,
+  storeLayer: Layer.Layer<SessionStore.SessionStore, unknown>,
+  options: SpecOptions
+): void =>
+  layer(storeLayer, { excludeTestServices: true })(name, (it) => {
+    it.effect("reports its backend and lifetime, and answers ping", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        expect(store.backend).toBe(options.backend)
+        if (options.expireSeconds !== undefined) {
+          expect(Duration.toMillis(store.expire)).toBe(options.expireSeconds * 1000)
+        }
+        yield* store.ping
+      }))
+
+    it.effect("create gives a new random id and the data back; retrieve reads it", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const data = { user: "alice", n: 1, nested: { roles: ["admin"], deep: { ok: true } }, none: null }
+        const created = yield* store.create(data)
+        expect(Session.isId(created.id)).toBe(true)
+        expect(created.data).toEqual(data)
+        const other = yield* store.create(data)
+        expect(other.id).not.toBe(created.id)
+        const read = yield* retrieveSome(created.id)
+        expect(read.id).toBe(created.id)
+        expect(read.data).toEqual(data)
+      }))
+
+    it.effect("create without data makes an empty live session", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create()
+        expect(created.data).toEqual({})
+        expect((yield* retrieveSome(created.id)).data).toEqual({})
+      }))
+
+    it.effect("retrieve of an unknown or malformed id is None", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        expect(Option.isNone(yield* store.retrieve(Session.makeId()))).toBe(true)
+        expect(Option.isNone(yield* store.retrieve("not-an-id"))).toBe(true)
+        expect(Option.isNone(yield* store.retrieve(""))).toBe(true)
+      }))
+
+    it.effect("JSON values of every kind round trip", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const data = {
+          int: 42,
+          float: -1.5,
+          big: Number.MAX_SAFE_INTEGER,
+          t: true,
+          f: false,
+          nil: null,
+          empty: "",
+          unicode: "héllo ✓ 🍪 \u0000 \n \"quoted\"",
+          array: [1, "two", [3], { four: 4 }],
+          object: { a: { b: { c: [] } } },
+          "key with spaces": 1,
+          "ключ": "значение",
+          "": "empty key",
+          "a.b:c": "punctuated key"
+        }
+        const created = yield* store.create(data)
+        expect((yield* retrieveSome(created.id)).data).toEqual(data)
+      }))
+
+    it.effect("keys starting with \"$\" round trip and do not collide with metadata", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const data = { $: 1, $c: "user c", $$c: 2, $$: [3], $created: { x: 1 }, "$ ": null }
+        const created = yield* store.create(data)
+        expect(created.data).toEqual(data)
+        const read = yield* retrieveSome(created.id)
+        expect(read.data).toEqual(data)
+        // Changing and removing "$" keys through a delta flush.
+        yield* store.flush(without(change(read, { $c: "changed", $new: true }), "$$c"))
+        const { $$c: _, ...rest } = data
+        expect(yield* dataOf(created.id)).toEqual({ ...rest, $c: "changed", $new: true })
+        // Removing the user's "$c" does not kill the session.
+        const again = yield* retrieveSome(created.id)
+        yield* store.flush(without(again, "$c"))
+        expect(Object.keys((yield* retrieveSome(created.id)).data)).not.toContain("$c")
+      }))
+
+    // A key named "__proto__" (JSON.parse of request input makes one an own property) must not turn
+    // into the prototype of the session's data: `data.isAdmin` would then be true with no such field.
+    it.effect("a \"__proto__\" key never becomes the prototype of session data", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const hostile = JSON.parse("{\"__proto__\": {\"isAdmin\": true}, \"name\": \"x\"}") as Record<string, unknown>
+        const plain = yield* store.create({ name: "x" })
+        yield* store.flush(withData(plain, hostile))
+        const created = yield* store.create(hostile)
+        for (const session of [created, yield* retrieveSome(created.id), yield* retrieveSome(plain.id)]) {
+          expect(Object.getPrototypeOf(session.data)).toBe(Object.prototype)
+          expect((session.data as Record<string, unknown>).isAdmin).toBeUndefined()
+          expect(session.data.name).toBe("x")
+        }
+      }))
+
+    it.effect("flush writes a changed field and keeps the others", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1, b: 2 })
+        yield* store.flush(change(created, { a: 10, c: { three: 3 } }))
+        expect(yield* dataOf(created.id)).toEqual({ a: 10, b: 2, c: { three: 3 } })
+      }))
+
+    it.effect("flush removes a field the caller left out, or set to undefined", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1, b: 2, c: 3 })
+        yield* store.flush(without(created, "a"))
+        expect(yield* dataOf(created.id)).toEqual({ b: 2, c: 3 })
+        const read = yield* retrieveSome(created.id)
+        yield* store.flush(change(read, { b: undefined }))
+        const data = yield* dataOf(created.id)
+        expect(data).toEqual({ c: 3 })
+        expect(Object.keys(data!)).toEqual(["c"])
+      }))
+
+    it.effect("flush with no change keeps the session as it is", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1 })
+        yield* store.flush(created)
+        yield* store.flush({ ...created })
+        expect(yield* dataOf(created.id)).toEqual({ a: 1 })
+      }))
+
+    it.effect("a value replaced by an equal copy is still equal after flush", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ obj: { x: [1, 2] } })
+        yield* store.flush(change(created, { obj: { x: [1, 2] } }))
+        expect(yield* dataOf(created.id)).toEqual({ obj: { x: [1, 2] } })
+      }))
+
+    it.effect("two copies changing different fields both keep their change (sequential)", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ cart: [], csrf: "t0", user: "u" })
+        const first = yield* retrieveSome(created.id)
+        const second = yield* retrieveSome(created.id)
+        yield* store.flush(change(first, { cart: ["apple"] }))
+        yield* store.flush(change(second, { csrf: "t1" }))
+        expect(yield* dataOf(created.id)).toEqual({ cart: ["apple"], csrf: "t1", user: "u" })
+      }))
+
+    it.effect("two copies changing different fields both keep their change (concurrent)", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ user: "u" })
+        const copies = yield* Effect.all(Array.from({ length: 8 }, () => retrieveSome(created.id)), { concurrency: "unbounded" })
+        yield* Effect.all(copies.map((copy, i) => store.flush(change(copy, { [`f${i}`]: i }))), { concurrency: "unbounded" })
+        const expected: Record<string, unknown> = { user: "u" }
+        copies.forEach((_, i) => (expected[`f${i}`] = i))
+        expect(yield* dataOf(created.id)).toEqual(expected)
+      }))
+
+    it.effect("one copy removing a field and another adding one: both apply", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ flash: "hi", user: "u" })
+        const first = yield* retrieveSome(created.id)
+        const second = yield* retrieveSome(created.id)
+        yield* store.flush(without(first, "flash"))
+        yield* store.flush(change(second, { visits: 1 }))
+        expect(yield* dataOf(created.id)).toEqual({ user: "u", visits: 1 })
+      }))
+
+    it.effect("a second flush from the same old copy does not undo the first", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1, b: 1 })
+        yield* store.flush(change(created, { a: 2 }))
+        yield* store.flush(change(created, { b: 2 }))
+        expect(yield* dataOf(created.id)).toEqual({ a: 2, b: 2 })
+      }))
+
+    it.effect("the same field changed by two copies: the last flush wins", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ n: 0 })
+        const first = yield* retrieveSome(created.id)
+        const second = yield* retrieveSome(created.id)
+        yield* store.flush(change(first, { n: 1 }))
+        yield* store.flush(change(second, { n: 2 }))
+        expect(yield* dataOf(created.id)).toEqual({ n: 2 })
+      }))
+
+    it.effect("a session the store never produced is written whole", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1, b: 2 })
+        yield* store.flush({ id: created.id, data: { b: 3, c: 4 } })
+        expect(yield* dataOf(created.id)).toEqual({ b: 3, c: 4 })
+      }))
+
+    it.effect("flush never creates a session that does not exist", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const id = Session.makeId()
+        yield* store.flush({ id, data: { a: 1 } })
+        expect(Option.isNone(yield* store.retrieve(id))).toBe(true)
+      }))
+
+    it.effect("destroy removes the session; destroying twice or an unknown id is fine", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1 })
+        const kept = yield* store.create({ b: 1 })
+        yield* retrieveSome(created.id)
+        yield* store.destroy(created.id)
+        expect(Option.isNone(yield* store.retrieve(created.id))).toBe(true)
+        yield* store.destroy(created.id)
+        yield* store.destroy(Session.makeId())
+        expect((yield* retrieveSome(kept.id)).data).toEqual({ b: 1 })
+      }))
+
+    it.effect("no resurrection: a stale copy flushed after destroy stays gone", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1 })
+        const stale = yield* retrieveSome(created.id)
+        yield* store.destroy(created.id)
+        yield* store.flush(change(stale, { a: 2, b: 3 }))
+        expect(Option.isNone(yield* store.retrieve(created.id))).toBe(true)
+        // Not even when the stale copy writes a user key named like the metadata, or is written whole.
+        yield* store.flush(change(stale, { $c: Date.now() }))
+        yield* store.flush({ id: created.id, data: { $c: 1, a: 1 } })
+        yield* store.touch(created.id)
+        expect(Option.isNone(yield* store.retrieve(created.id))).toBe(true)
+      }))
+
+    it.effect("no resurrection under concurrency: destroy racing flushes", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1 })
+        const copies = yield* Effect.all([retrieveSome(created.id), retrieveSome(created.id), retrieveSome(created.id)])
+        yield* Effect.all(
+          [store.destroy(created.id), ...copies.map((copy, i) => store.flush(change(copy, { [`k${i}`]: i })))],
+          { concurrency: "unbounded" }
+        )
+        // Whatever order they ran in, the destroy came last for some flushes: after all settle, a
+        // further stale flush must not bring it back.
+        yield* store.destroy(created.id)
+        yield* Effect.all(copies.map((copy) => store.flush(change(copy, { late: true }))), { concurrency: "unbounded" })
+        expect(Option.isNone(yield* store.retrieve(created.id))).toBe(true)
+      }))
+
+    it.effect("touch keeps the data; touching an unknown id creates nothing", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: [1] })
+        yield* store.touch(created.id)
+        expect((yield* retrieveSome(created.id)).data).toEqual({ a: [1] })
+        const id = Session.makeId()
+        yield* store.touch(id)
+        expect(Option.isNone(yield* store.retrieve(id))).toBe(true)
+      }))
+
+    it.effect("returned data is deeply frozen; mutating it throws and changes nothing", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ user: { name: "alice", roles: ["user"] }, n: 1 })
+        for (const session of [created, yield* retrieveSome(created.id), yield* retrieveSome(created.id)]) {
+          // `Readonly` is only a compile-time promise; write through a mutable view to test the runtime.
+          const data: Record<string, unknown> = session.data
+          const user = data.user as { name: string; roles: Array<string> }
+          expect(Object.isFrozen(data)).toBe(true)
+          expect(Object.isFrozen(user)).toBe(true)
+          expect(Object.isFrozen(user.roles)).toBe(true)
+          // ES modules run in strict mode: writes to frozen objects throw.
+          expect(() => {
+            data.n = 2
+          }).toThrow(TypeError)
+          expect(() => {
+            user.name = "mallory"
+          }).toThrow(TypeError)
+          expect(() => user.roles.push("admin")).toThrow(TypeError)
+          expect(() => {
+            delete data.user
+          }).toThrow(TypeError)
+        }
+        expect((yield* retrieveSome(created.id)).data).toEqual({ user: { name: "alice", roles: ["user"] }, n: 1 })
+      }))
+
+    it.effect("the caller's own objects stay theirs: changing them later changes nothing stored", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const input = { user: { name: "alice" }, list: [1] }
+        const created = yield* store.create(input)
+        input.user.name = "changed after create"
+        input.list.push(2)
+        expect(Object.isFrozen(input)).toBe(false)
+        expect((yield* retrieveSome(created.id)).data).toEqual({ user: { name: "alice" }, list: [1] })
+
+        const read = yield* retrieveSome(created.id)
+        const patch = { prefs: { theme: "dark" } }
+        yield* store.flush(change(read, patch))
+        patch.prefs.theme = "changed after flush"
+        expect((yield* retrieveSome(created.id)).data).toEqual({ user: { name: "alice" }, list: [1], prefs: { theme: "dark" } })
+      }))
+
+    it.effect("createdAt is kept across reads and flushes", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const before = Date.now()
+        const created = yield* store.create({ a: 1 })
+        const after = Date.now()
+        expect(created.createdAt).toBeGreaterThanOrEqual(before)
+        expect(created.createdAt).toBeLessThanOrEqual(after)
+        yield* store.flush(change(created, { a: 2 }))
+        expect((yield* retrieveSome(created.id)).createdAt).toBe(created.createdAt)
+      }))
+
+    it.effect("many sessions at once stay independent", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const sessions = yield* Effect.all(Array.from({ length: 50 }, (_, i) => store.create({ i })), { concurrency: "unbounded" })
+        yield* Effect.all(sessions.map((s) => store.flush(change(s, { double: (s.data.i as number) * 2 }))), { concurrency: "unbounded" })
+        const read = yield* Effect.all(sessions.map((s) => dataOf(s.id)), { concurrency: "unbounded" })
+        read.forEach((data, i) => expect(data).toEqual({ i, double: i * 2 }))
+      }))
+  })

@@ -1,0 +1,284 @@
+/**
+ * The demo app's contract (examples/app.ts), served on a real Node server
+ * against both stores, a Redis that dies and comes back, and `npm run demo`
+ * itself as a child process.
+ */
+import { describe, expect, it, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as App from "../examples/app.js"
+import * as SessionStore from "../src/SessionStore.js"
+import * as Http from "./support/http.js"
+import { RedisServer } from "./support/index.js"
+
+const secret = "demo-test-secret-0123456789abcdefghijkl"
+const guard = RedisServer.hangGuard
+
+interface DemoShape {
+  readonly backend: "memory" | "redis"
+  readonly redis: RedisServer.RedisServer | undefined
+  readonly store: Layer.Layer<SessionStore.SessionStore>
+}
+
+class Demo extends Context.Tag("test/Demo")<Demo, DemoShape>() {}
+
+/** Serves the demo app with the harness's store; the store lives as long as the test. */
+const serveDemo = Effect.gen(function*() {
+  const demo = yield* Demo
+  const app = yield* App.make({ secrets: [secret] })
+  const context = yield* Layer.build(demo.store)
+  const url = yield* Http.serve(app).pipe(Effect.provide(context))
+  return { url, client: () => Http.makeClient(url) }
+})
+
+const idOf = (signed: string | undefined) => signed!.slice(0, signed!.lastIndexOf("."))
+
+const contract = (name: string, harness: Layer.Layer<Demo>) =>
+  layer(harness, { excludeTestServices: true })(name, (it) => {
+    it.scoped("GET / counts this session's visits: 1, 2, 3; a new client starts at 1", () =>
+      Effect.gen(function*() {
+        const demo = yield* serveDemo
+        const client = demo.client()
+        for (const visits of [1, 2, 3]) {
+          const reply = yield* client.get("/")
+          expect(reply.status).toBe(200)
+          expect(reply.headers.get("content-type")).toContain("application/json")
+          expect(reply.body).toEqual({ visits, user: null })
+        }
+        expect((yield* demo.client().get("/")).body).toEqual({ visits: 1, user: null })
+      }))
+
+    it.scoped("POST /login regenerates the id and stores the user; the old cookie finds nothing", () =>
+      Effect.gen(function*() {
+        const { redis } = yield* Demo
+        const demo = yield* serveDemo
+        const client = demo.client()
+        yield* client.get("/")
+        const before = client.jar.get("sid")!
+        const login = yield* client.post("/login", { name: "  ann " })
+        expect(login.status).toBe(200)
+        expect(login.body).toEqual({ visits: 1, user: "ann" })
+        const after = client.jar.get("sid")!
+        expect(idOf(after)).not.toBe(idOf(before))
+        if (redis !== undefined) {
+          const raw = redis.client()
+          expect(yield* Effect.promise(() => raw.exists(`session:${idOf(before)}`))).toBe(0)
+          expect(yield* Effect.promise(() => raw.hget(`session:${idOf(after)}`, "user"))).toBe("\"ann\"")
+        }
+        expect((yield* client.get("/")).body).toEqual({ visits: 2, user: "ann" })
+        const replay = yield* demo.client().request("/", { cookie: `sid=${before}` })
+        expect(replay.body).toEqual({ visits: 1, user: null })
+      }))
+
+    it.scoped("POST /login rejects a body without a name with 400 JSON", () =>
+      Effect.gen(function*() {
+        const demo = yield* serveDemo
+        for (const body of [{}, { name: "" }, { name: "   " }, { name: 42 }, "not an object"]) {
+          const reply = yield* demo.client().post("/login", body)
+          expect(reply.status, JSON.stringify(body)).toBe(400)
+          expect(reply.body).toHaveProperty("error")
+          expect(reply.setCookies).toEqual([])
+        }
+        const notJson = yield* demo.client().request("/login", {
+          method: "POST",
+          headers: { "content-type": "application/json" }
+        })
+        expect(notJson.status).toBe(400)
+      }))
+
+    it.scoped("POST /logout destroys the session and expires the cookie", () =>
+      Effect.gen(function*() {
+        const { redis } = yield* Demo
+        const demo = yield* serveDemo
+        const client = demo.client()
+        yield* client.post("/login", { name: "bob" })
+        const id = idOf(client.jar.get("sid"))
+        const logout = yield* client.post("/logout")
+        expect(logout.status).toBe(200)
+        expect(logout.body).toEqual({ visits: 0, user: null })
+        expect(logout.setCookies).toHaveLength(1)
+        expect(Http.isExpired(logout.setCookies[0]!)).toBe(true)
+        expect(client.jar.has("sid")).toBe(false)
+        if (redis !== undefined) {
+          expect(yield* Effect.promise(() => redis.client().exists(`session:${id}`))).toBe(0)
+        }
+        expect((yield* client.get("/")).body).toEqual({ visits: 1, user: null })
+      }))
+
+    it.scoped("GET /health names the store", () =>
+      Effect.gen(function*() {
+        const { backend } = yield* Demo
+        const demo = yield* serveDemo
+        const reply = yield* demo.client().get("/health")
+        expect(reply.status).toBe(200)
+        expect(reply.body).toEqual(
+          backend === "redis" ? { store: "redis", redis: "up" } : { store: "memory", redis: null }
+        )
+        expect(reply.setCookies).toEqual([])
+      }))
+
+    it.scoped("an unknown route answers 404 JSON without touching the session", () =>
+      Effect.gen(function*() {
+        const { redis } = yield* Demo
+        const demo = yield* serveDemo
+        const client = demo.client()
+        yield* client.get("/")
+        const request = client.get("/no/such/page")
+        const reply = redis === undefined ? yield* request : (yield* redis.countCommands(request)).value
+        if (redis !== undefined) expect((yield* redis.countCommands(client.get("/nope"))).total).toBe(0)
+        expect(reply.status).toBe(404)
+        expect(reply.body).toEqual({ error: "not found" })
+        expect(reply.setCookies).toEqual([])
+      }))
+  })
+
+contract(
+  "demo app (memory store)",
+  Layer.succeed(Demo, { backend: "memory", redis: undefined, store: SessionStore.layerMemory() })
+)
+
+const redisDemo = Layer.scoped(
+  Demo,
+  Effect.map(RedisServer.scoped(), (redis): DemoShape => ({
+    backend: "redis",
+    redis,
+    store: Layer.orDie(App.storeLayer(redis.url))
+  }))
+)
+
+contract("demo app (Redis store)", redisDemo)
+
+describe("demo app when Redis dies", () => {
+  layer(redisDemo, { excludeTestServices: true })((it) => {
+    it.scoped("SIGKILL: 503 with a JSON error, without hanging; after a restart on the same port, requests succeed again", () =>
+      Effect.gen(function*() {
+        const { redis } = yield* Demo
+        const demo = yield* serveDemo
+        const client = demo.client()
+        expect((yield* client.get("/")).body).toEqual({ visits: 1, user: null })
+        yield* Effect.promise(() => redis!.kill())
+
+        const down = yield* client.get("/").pipe(guard(30_000, "GET / with Redis killed"))
+        expect(down.status).toBe(503)
+        expect(down.body).toEqual({ error: "session store unavailable" })
+        expect(down.setCookies).toEqual([])
+        const login = yield* demo.client().post("/login", { name: "ann" }).pipe(
+          guard(30_000, "POST /login with Redis killed")
+        )
+        expect(login.status).toBe(503)
+        const health = yield* client.get("/health").pipe(guard(30_000, "GET /health with Redis killed"))
+        expect(health.status).toBe(503)
+        expect(health.body).toEqual({ store: "redis", redis: "down" })
+
+        yield* Effect.promise(() => redis!.restart())
+        // The restarted server is empty (no persistence): the old cookie finds nothing, so a fresh session.
+        const back = yield* RedisServer.eventually(
+          Effect.filterOrFail(client.get("/"), (r) => r.status === 200, (r) => `still ${r.status}`),
+          { timeoutMs: 30_000, intervalMs: 50 }
+        )
+        expect(back.body).toEqual({ visits: 1, user: null })
+        expect((yield* client.get("/")).body).toEqual({ visits: 2, user: null })
+        expect((yield* client.get("/health")).body).toEqual({ store: "redis", redis: "up" })
+      }))
+  })
+})
+
+// ---------------------------------------------------------------------------
+// `npm run demo` as a process
+// ---------------------------------------------------------------------------
+
+/** The environment of a demo process: ours, minus the demo's own variables, plus `overrides`. */
+const demoEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv => {
+  const { HOST: _h, PORT: _p, REDIS_URL: _r, SESSION_SECRET: _s, ...env } = process.env
+  return { ...env, PORT: "0", ...overrides }
+}
+
+interface Running {
+  readonly url: string
+  readonly stderr: () => string
+}
+
+/**
+ * Runs examples/demo.ts the way `npm run demo` does, until the scope closes.
+ * It gets its own process group, so that closing stops tsx and the node
+ * process it starts.
+ */
+const runDemo = (overrides: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn("node_modules/.bin/tsx", ["examples/demo.ts"], {
+        env: demoEnv(overrides),
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+    ),
+    (child) =>
+      Effect.async<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+        child.once("exit", () => resume(Effect.void))
+        process.kill(-child.pid!, "SIGTERM")
+      })
+  ).pipe(Effect.flatMap(waitForUrl), guard(60_000, "the demo to print its URL"))
+
+const waitForUrl = (child: ChildProcess) =>
+  Effect.async<Running>((resume) => {
+    let stdout = ""
+    let stderr = ""
+    child.stderr!.on("data", (chunk) => (stderr += String(chunk)))
+    child.stdout!.on("data", (chunk) => {
+      stdout += String(chunk)
+      const match = /listening on (http:\/\/\S+)/.exec(stdout)
+      if (match !== null) resume(Effect.succeed({ url: match[1]!, stderr: () => stderr }))
+    })
+    child.once("close", (code) => resume(Effect.dieMessage(`the demo exited with ${code}: ${stdout}${stderr}`)))
+  })
+
+/** Runs the demo to its exit and returns its exit code and output. */
+const runDemoToExit = (overrides: Record<string, string>) =>
+  Effect.async<{ readonly code: number | null; readonly output: string }>((resume) => {
+    const child = spawn("node_modules/.bin/tsx", ["examples/demo.ts"], {
+      env: demoEnv(overrides),
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    child.stdout.on("data", (chunk) => (output += String(chunk)))
+    child.stderr.on("data", (chunk) => (output += String(chunk)))
+    child.once("close", (code) => resume(Effect.succeed({ code, output })))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  }).pipe(guard(60_000, "the demo to exit"))
+
+describe("npm run demo (examples/demo.ts as a process)", () => {
+  it.scopedLive("starts without Redis, prints its URL, warns about the missing secret, and serves the contract", () =>
+    Effect.gen(function*() {
+      const running = yield* runDemo({})
+      expect(running.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      expect(running.stderr()).toContain("SESSION_SECRET is not set")
+      const client = Http.makeClient(running.url)
+      expect((yield* client.get("/")).body).toEqual({ visits: 1, user: null })
+      expect((yield* client.get("/")).body).toEqual({ visits: 2, user: null })
+      expect((yield* client.post("/login", { name: "ann" })).body).toEqual({ visits: 2, user: "ann" })
+      expect((yield* client.get("/health")).body).toEqual({ store: "memory", redis: null })
+    }))
+
+  it.scopedLive("uses Redis when REDIS_URL is set, and SESSION_SECRET when given", () =>
+    Effect.gen(function*() {
+      const redis = yield* RedisServer.scoped()
+      const running = yield* runDemo({ REDIS_URL: redis.url, SESSION_SECRET: secret })
+      expect(running.stderr()).not.toContain("SESSION_SECRET is not set")
+      const client = Http.makeClient(running.url)
+      expect((yield* client.get("/")).body).toEqual({ visits: 1, user: null })
+      expect((yield* client.get("/health")).body).toEqual({ store: "redis", redis: "up" })
+      const id = idOf(client.jar.get("sid"))
+      expect(yield* Effect.promise(() => redis.client().hget(`session:${id}`, "visits"))).toBe("1")
+    }))
+
+  it.scopedLive("refuses to start with a short SESSION_SECRET, naming the option but not the secret", () =>
+    Effect.gen(function*() {
+      const { code, output } = yield* runDemoToExit({ SESSION_SECRET: "tiny-secret" })
+      expect(code).not.toBe(0)
+      expect(output).toContain("secrets.0")
+      expect(output).not.toContain("tiny-secret")
+    }))
+})

@@ -1,0 +1,2 @@
+/** Test support: real redis-server processes. */
+export * as RedisServer from "./RedisServer.js"
