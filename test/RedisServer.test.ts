@@ -1,11 +1,11 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
-import { describe, expect, it } from "@effect/vitest"
-import * as Effect from "effect/Effect"
 import { RedisServer } from "./support/index.js"
 
 describe("RedisServer (test support)", () => {
@@ -181,7 +181,9 @@ describe("RedisServer (test support)", () => {
   })
 
   it("fails clearly when redis-server cannot start", async () => {
-    await expect(RedisServer.start({ args: ["--no-such-option", "1"] })).rejects.toThrow(/exited before it was ready[\s\S]*no-such-option/i)
+    await expect(RedisServer.start({ args: ["--no-such-option", "1"] })).rejects.toThrow(
+      /exited before it was ready[\s\S]*no-such-option/i
+    )
   })
 
   it("counts the commands run during a function, without INFO and CONFIG", async () => {

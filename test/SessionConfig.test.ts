@@ -72,25 +72,29 @@ describe("SessionConfig.decode", () => {
       expect(Redacted.value(wrapped.password!)).toBe("hunter3")
     }))
 
-  it.effect.each([
-    [60, 60_000],
-    ["60", 60_000],
-    ["15 minutes", 900_000],
-    ["2 hours", 7_200_000],
-    [Duration.minutes(2), 120_000],
-    [0.5, 500]
-  ] as const)("expire %s means %s ms", ([expire, millis]) =>
+  it.effect.each(
+    [
+      [60, 60_000],
+      ["60", 60_000],
+      ["15 minutes", 900_000],
+      ["2 hours", 7_200_000],
+      [Duration.minutes(2), 120_000],
+      [0.5, 500]
+    ] as const
+  )("expire %s means %s ms", ([expire, millis]) =>
     Effect.gen(function*() {
       const config = yield* SessionConfig.decode({ server, expire })
       expect(Duration.toMillis(config.expire)).toBe(millis)
     }))
 
-  it.effect.each([
-    ["sock", { sock: "/tmp/redis.sock" }],
-    ["url", { url: "redis://127.0.0.1:7000" }],
-    ["rediss url with credentials and db", { url: "rediss://user:pw@example.test:6380/2" }],
-    ["server without port", { server: "redis.internal" }]
-  ] as const)("accepts %s", ([_, input]) => Effect.asVoid(SessionConfig.decode(input)))
+  it.effect.each(
+    [
+      ["sock", { sock: "/tmp/redis.sock" }],
+      ["url", { url: "redis://127.0.0.1:7000" }],
+      ["rediss url with credentials and db", { url: "rediss://user:pw@example.test:6380/2" }],
+      ["server without port", { server: "redis.internal" }]
+    ] as const
+  )("accepts %s", ([_, input]) => Effect.asVoid(SessionConfig.decode(input)))
 
   it("decodeSync returns the settings or throws the SessionConfigError", () => {
     expect(SessionConfig.decodeSync({ server }).server).toEqual({ host: "127.0.0.1", port: 7000 })
@@ -149,8 +153,10 @@ describe("SessionConfig.decode rejects bad settings, naming the field", () => {
       else expect(field).toContain(error.field)
     }))
 
-  it.effect.each([null, undefined, "server=127.0.0.1", 42, []])("input %j is rejected", (input) =>
-    Effect.asVoid(rejects(input)))
+  it.effect.each([null, undefined, "server=127.0.0.1", 42, []])(
+    "input %j is rejected",
+    (input) => Effect.asVoid(rejects(input))
+  )
 })
 
 describe("SessionConfig.config (Effect Config under REDIS_SESSION_*)", () => {
@@ -183,12 +189,19 @@ describe("SessionConfig.config (Effect Config under REDIS_SESSION_*)", () => {
       expect(config.prefix).toBe("p:")
       expect(Duration.toMillis(config.connectTimeout)).toBe(750)
       expect(Duration.toMillis(config.commandTimeout)).toBe(300)
-      expect(config.cache).toEqual({ enabled: false, capacity: 12, tracking: false, maxStaleness: Duration.millis(250) })
+      expect(config.cache).toEqual({
+        enabled: false,
+        capacity: 12,
+        tracking: false,
+        maxStaleness: Duration.millis(250)
+      })
     }))
 
   it.effect("EXPIRE as a bare number means seconds, and defaults apply", () =>
     Effect.gen(function*() {
-      const config = yield* SessionConfig.config.pipe(withEnv({ REDIS_SESSION_SOCK: "/tmp/r.sock", REDIS_SESSION_EXPIRE: "60" }))
+      const config = yield* SessionConfig.config.pipe(
+        withEnv({ REDIS_SESSION_SOCK: "/tmp/r.sock", REDIS_SESSION_EXPIRE: "60" })
+      )
       expect(config.sock).toBe("/tmp/r.sock")
       expect(Duration.toSeconds(config.expire)).toBe(60)
       expect(config.database).toBe(0)
@@ -204,17 +217,19 @@ describe("SessionConfig.config (Effect Config under REDIS_SESSION_*)", () => {
       expect(config.server).toBeUndefined()
     }))
 
-  it.effect.each([
-    ["DATABASE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DATABASE: "three" }],
-    ["DATABASE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DATABASE: "-1" }],
-    ["DATABASE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DATABASE: "1.5" }],
-    ["EXPIRE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_EXPIRE: "soon" }],
-    ["EXPIRE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_EXPIRE: "0" }],
-    ["DEBUG", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DEBUG: "yes please" }],
-    ["SERVER", { REDIS_SESSION_SERVER: "a:0" }],
-    ["URL", { REDIS_SESSION_URL: "http://x" }],
-    ["CACHE_CAPACITY", { REDIS_SESSION_SERVER: server, REDIS_SESSION_CACHE_CAPACITY: "-1" }]
-  ] as const)("a bad %s fails with a ConfigError naming it", ([name, env]) =>
+  it.effect.each(
+    [
+      ["DATABASE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DATABASE: "three" }],
+      ["DATABASE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DATABASE: "-1" }],
+      ["DATABASE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DATABASE: "1.5" }],
+      ["EXPIRE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_EXPIRE: "soon" }],
+      ["EXPIRE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_EXPIRE: "0" }],
+      ["DEBUG", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DEBUG: "yes please" }],
+      ["SERVER", { REDIS_SESSION_SERVER: "a:0" }],
+      ["URL", { REDIS_SESSION_URL: "http://x" }],
+      ["CACHE_CAPACITY", { REDIS_SESSION_SERVER: server, REDIS_SESSION_CACHE_CAPACITY: "-1" }]
+    ] as const
+  )("a bad %s fails with a ConfigError naming it", ([name, env]) =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(SessionConfig.config.pipe(withEnv(env)))
       expect(String(error)).toContain(name)

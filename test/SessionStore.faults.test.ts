@@ -12,9 +12,9 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { SessionStoreError } from "../src/index.js"
-import { SessionConfig, SessionStore } from "../src/index.js"
-import { RedisServer } from "./support/index.js"
+import { type SessionConfig, SessionStore } from "../src/index.js"
 import { change } from "./SessionStoreSpec.js"
+import { RedisServer } from "./support/index.js"
 
 const build = (settings: SessionConfig.Input) =>
   Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(SessionStore.SessionStore))
@@ -105,7 +105,8 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       const created = yield* store.create({ a: 1 })
       yield* promise(() => server.kill())
       const results = yield* Effect.all(
-        Array.from({ length: 100 }, (_, i) => Effect.flip(i % 2 === 0 ? Effect.asVoid(store.retrieve(created.id)) : Effect.asVoid(store.create({ i })))),
+        Array.from({ length: 100 }, (_, i) =>
+          Effect.flip(i % 2 === 0 ? Effect.asVoid(store.retrieve(created.id)) : Effect.asVoid(store.create({ i })))),
         { concurrency: "unbounded" }
       )
       results.forEach(expectConnectionError)
@@ -169,7 +170,10 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       const raw = server.client()
       yield* promise(() => raw.hset(`session:${created.id}`, "n", "1"))
       yield* untilSucceeds(
-        Effect.flatMap(store.retrieve(created.id), (s) => Option.getOrThrow(s).data.n === 1 ? Effect.void : Effect.fail("stale"))
+        Effect.flatMap(
+          store.retrieve(created.id),
+          (s) => Option.getOrThrow(s).data.n === 1 ? Effect.void : Effect.fail("stale")
+        )
       )
     }).pipe(guard(40_000, "coherence after restart")))
 
@@ -190,7 +194,9 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       const store = yield* build(server.settings({ ...fast, cache: { enabled: false } }))
       const created = yield* store.create({ a: 1 })
       server.freeze()
-      const error = yield* Effect.flip(store.retrieve(created.id)).pipe(Effect.ensuring(Effect.sync(() => server.thaw())))
+      const error = yield* Effect.flip(store.retrieve(created.id)).pipe(
+        Effect.ensuring(Effect.sync(() => server.thaw()))
+      )
       expect(error._tag).toBe("RedisConnectionError")
       expect(error._tag === "RedisConnectionError" && error.reason).toBe("Timeout")
       const found = yield* untilSucceeds(store.retrieve(created.id))

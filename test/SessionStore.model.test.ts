@@ -122,7 +122,12 @@ const run = (
 ) =>
   Effect.gen(function*() {
     const model: Array<ModelSession> = []
-    const expectSame = (what: string, name: string, actual: Option.Option<Session.Session>, expected: Data | undefined) => {
+    const expectSame = (
+      what: string,
+      name: string,
+      actual: Option.Option<Session.Session>,
+      expected: Data | undefined
+    ) => {
       expect(Option.isSome(actual) ? actual.value.data : undefined, `${name}: ${what}`).toEqual(expected)
     }
     for (const [step, op] of ops.entries()) {
@@ -174,7 +179,12 @@ const run = (
     }
     for (const [index, session] of model.entries()) {
       for (const backend of backends) {
-        expectSame(`final state of session ${index}`, backend.name, yield* backend.store.retrieve(backend.copies[index]![0]!.id), session.data)
+        expectSame(
+          `final state of session ${index}`,
+          backend.name,
+          yield* backend.store.retrieve(backend.copies[index]![0]!.id),
+          session.data
+        )
       }
       if (observer !== undefined) {
         const id = backends[observer.observed]!.copies[index]![0]!.id
@@ -183,7 +193,9 @@ const run = (
           return encode(data) === encode(session.data) ? Effect.void : Effect.fail(data)
         })
         const last = yield* Effect.either(RedisServer.eventually(agrees, { timeoutMs: 5_000, intervalMs: 5 }))
-        if (last._tag === "Left") expect(last.left, `other cached instance: final state of session ${index}`).toEqual(session.data)
+        if (last._tag === "Left") {
+          expect(last.left, `other cached instance: final state of session ${index}`).toEqual(session.data)
+        }
       }
     }
   })
@@ -215,7 +227,11 @@ describe("SessionStore model test (memory; redis cached, uncached, untracked; a 
                 { name: "memory", store: yield* SessionStore.makeMemory(), copies: [] },
                 { name: "redis cached", store: yield* redisStore("c", {}), copies: [] },
                 { name: "redis uncached", store: yield* redisStore("u", { enabled: false }), copies: [] },
-                { name: "redis cached without tracking", store: yield* redisStore("s", { tracking: false }), copies: [] }
+                {
+                  name: "redis cached without tracking",
+                  store: yield* redisStore("s", { tracking: false }),
+                  copies: []
+                }
               ]
               yield* run(ops, backends, { store: yield* redisStore("c", {}), observed: 1 })
             })

@@ -1,4 +1,3 @@
-import * as net from "node:net"
 import { describe, expect, it, layer, vi } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -11,9 +10,10 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import type { Redis } from "ioredis"
-import { Session, SessionConfig, SessionStore } from "../src/index.js"
-import { RedisServer } from "./support/index.js"
+import * as net from "node:net"
+import { Session, type SessionConfig, SessionStore } from "../src/index.js"
 import { change, dataOf, retrieveSome, sessionStoreSpec } from "./SessionStoreSpec.js"
+import { RedisServer } from "./support/index.js"
 
 const Store = SessionStore.SessionStore
 
@@ -53,21 +53,27 @@ sessionStoreSpec("SessionStore spec: memory", SessionStore.layerMemory({ expire:
   backend: "memory",
   expireSeconds: 60
 })
-sessionStoreSpec("SessionStore spec: redis, cache on", redisLayer({ expire: 60 }), { backend: "redis", expireSeconds: 60 })
+sessionStoreSpec("SessionStore spec: redis, cache on", redisLayer({ expire: 60 }), {
+  backend: "redis",
+  expireSeconds: 60
+})
 sessionStoreSpec("SessionStore spec: redis, cache off", redisLayer({ expire: 60, cache: { enabled: false } }), {
   backend: "redis",
   expireSeconds: 60
 })
-sessionStoreSpec("SessionStore spec: redis, cache without tracking", redisLayer({ expire: 60, cache: { tracking: false } }), {
-  backend: "redis",
-  expireSeconds: 60
-})
+sessionStoreSpec(
+  "SessionStore spec: redis, cache without tracking",
+  redisLayer({ expire: 60, cache: { tracking: false } }),
+  {
+    backend: "redis",
+    expireSeconds: 60
+  }
+)
 
 // ---------------------------------------------------------------------------------------------
 
 // With TestServices (the default): TestClock drives the memory backend's expiry.
 layer(SessionStore.layerMemory({ expire: "10 seconds" }))("SessionStore memory backend (TestClock)", (it) => {
-
   it.effect("a session expires after its lifetime", () =>
     Effect.gen(function*() {
       const store = yield* Store
@@ -134,7 +140,9 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         const server = yield* RedisServer.scoped({ unixSocket: true })
         const store = yield* build(server.settings())
         const created = yield* store.create({ via: "socket" })
-        expect((yield* retrieveSome(created.id).pipe(Effect.provideService(Store, store))).data).toEqual({ via: "socket" })
+        expect((yield* retrieveSome(created.id).pipe(Effect.provideService(Store, store))).data).toEqual({
+          via: "socket"
+        })
         expect(yield* promise(() => server.client().exists(keyOf(created.id)))).toBe(1)
       }))
 
@@ -153,7 +161,9 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
       Effect.gen(function*() {
         const server = yield* RedisServer.scoped({ password: "correct horse" })
         for (const settings of [{ server: server.server, password: "wrong" }, { server: server.server }]) {
-          const error = yield* Effect.flip(build({ ...settings, connectTimeout: 2000 })).pipe(guard(20_000, "layer build"))
+          const error = yield* Effect.flip(build({ ...settings, connectTimeout: 2000 })).pipe(
+            guard(20_000, "layer build")
+          )
           expect(error._tag).toBe("RedisConnectionError")
           expect(error._tag === "RedisConnectionError" && error.reason).toBe("Authentication")
           // The password never shows up in the error.
@@ -169,9 +179,10 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         )
         expect(error._tag).toBe("RedisConnectionError")
         expect(["Refused", "Timeout"]).toContain(error._tag === "RedisConnectionError" ? error.reason : undefined)
-        const socketError = yield* Effect.flip(build({ sock: "/nonexistent/dir/redis.sock", connectTimeout: 1000 })).pipe(
-          guard(20_000, "layer build against a missing socket")
-        )
+        const socketError = yield* Effect.flip(build({ sock: "/nonexistent/dir/redis.sock", connectTimeout: 1000 }))
+          .pipe(
+            guard(20_000, "layer build against a missing socket")
+          )
         expect(socketError._tag).toBe("RedisConnectionError")
       }))
 
@@ -221,7 +232,9 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         const error = yield* Effect.flip(build(server.settings({ database: -1 })))
         expect(error._tag).toBe("SessionConfigError")
         expect(error._tag === "SessionConfigError" && error.field).toBe("database")
-        const unknown = yield* Effect.flip(Layer.build(SessionStore.layer({ server: server.server, expires: 1 } as SessionConfig.Input)))
+        const unknown = yield* Effect.flip(
+          Layer.build(SessionStore.layer({ server: server.server, expires: 1 } as SessionConfig.Input))
+        )
         expect(unknown._tag === "SessionConfigError" && unknown.field).toBe("expires")
       }))
 
@@ -237,7 +250,9 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
           ]),
           { pathDelim: "_" }
         )
-        const context = yield* Layer.build(SessionStore.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(provider))))
+        const context = yield* Layer.build(
+          SessionStore.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(provider)))
+        )
         const store = Context.get(context, Store)
         expect(Duration.toSeconds(store.expire)).toBe(120)
         const created = yield* store.create({ a: 1 })
@@ -384,7 +399,9 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         const store = yield* build(server.settings({ cache: { enabled: false } }))
         const created = yield* store.create({ a: 1 })
         yield* store.retrieve(created.id)
-        const { commands } = yield* server.countCommands(Effect.all(Array.from({ length: 5 }, () => store.retrieve(created.id))))
+        const { commands } = yield* server.countCommands(
+          Effect.all(Array.from({ length: 5 }, () => store.retrieve(created.id)))
+        )
         expect(commands.hgetall).toBe(5)
       }))
 
@@ -413,12 +430,14 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         const fromB = yield* b.retrieve(created.id).pipe(Effect.map(Option.getOrThrow))
         yield* b.flush(change(fromB, { n: 1 }))
         yield* RedisServer.eventually(
-          Effect.flatMap(a.retrieve(created.id), (s) => Option.getOrThrow(s).data.n === 1 ? Effect.void : Effect.fail("stale")),
+          Effect.flatMap(a.retrieve(created.id), (s) =>
+            Option.getOrThrow(s).data.n === 1 ? Effect.void : Effect.fail("stale")),
           { timeoutMs: 10_000, intervalMs: 5 }
         )
         yield* b.destroy(created.id)
         yield* RedisServer.eventually(
-          Effect.flatMap(a.retrieve(created.id), (s) => Option.isNone(s) ? Effect.void : Effect.fail("still cached")),
+          Effect.flatMap(a.retrieve(created.id), (s) =>
+            Option.isNone(s) ? Effect.void : Effect.fail("still cached")),
           { timeoutMs: 10_000, intervalMs: 5 }
         )
       }).pipe(guard(30_000, "invalidation")))
@@ -431,12 +450,18 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         yield* store.retrieve(created.id)
         yield* promise(() => server.client({ db: 9 }).hset(keyOf(created.id), "n", "42"))
         yield* RedisServer.eventually(
-          Effect.flatMap(store.retrieve(created.id), (s) => Option.getOrThrow(s).data.n === 42 ? Effect.void : Effect.fail("stale")),
+          Effect.flatMap(store.retrieve(created.id), (s) =>
+            Option.getOrThrow(s).data.n === 42 ? Effect.void : Effect.fail("stale")),
           { timeoutMs: 10_000, intervalMs: 5 }
         )
-        yield* promise(() => server.client({ db: 9 }).flushdb())
+        yield* promise(() =>
+          server.client({ db: 9 }).flushdb()
+        )
         yield* RedisServer.eventually(
-          Effect.flatMap(store.retrieve(created.id), (s) => Option.isNone(s) ? Effect.void : Effect.fail("still cached")),
+          Effect.flatMap(
+            store.retrieve(created.id),
+            (s) => Option.isNone(s) ? Effect.void : Effect.fail("still cached")
+          ),
           { timeoutMs: 10_000, intervalMs: 5 }
         )
       }).pipe(guard(30_000, "raw invalidation")))
@@ -450,7 +475,10 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         yield* a.retrieve(created.id)
         yield* b.flush(change(Option.getOrThrow(yield* b.retrieve(created.id)), { n: 1 }))
         yield* RedisServer.eventually(
-          Effect.flatMap(a.retrieve(created.id), (s) => Option.getOrThrow(s).data.n === 1 ? Effect.void : Effect.fail("stale")),
+          Effect.flatMap(
+            a.retrieve(created.id),
+            (s) => Option.getOrThrow(s).data.n === 1 ? Effect.void : Effect.fail("stale")
+          ),
           { timeoutMs: 10_000, intervalMs: 10 }
         )
       }).pipe(guard(30_000, "staleness bound")))
@@ -491,10 +519,13 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
     ) =>
       Effect.gen(function*() {
         const arrived = (n: number) =>
-          RedisServer.eventually(Effect.suspend(() => server.connectionsWithUnreadInput() >= n ? Effect.void : Effect.fail("in flight")), {
-            timeoutMs: 5_000,
-            intervalMs: 1
-          })
+          RedisServer.eventually(
+            Effect.suspend(() => server.connectionsWithUnreadInput() >= n ? Effect.void : Effect.fail("in flight")),
+            {
+              timeoutMs: 5_000,
+              intervalMs: 1
+            }
+          )
         server.freeze()
         const a = yield* Effect.fork(first)
         yield* arrived(1)
@@ -506,7 +537,8 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
 
     const seesForeignWrite = (store: SessionStore.Service, id: string) =>
       RedisServer.eventually(
-        Effect.flatMap(store.retrieve(id), (s) => Option.getOrThrow(s).data.b === "from B" ? Effect.void : Effect.fail(Option.getOrThrow(s).data)),
+        Effect.flatMap(store.retrieve(id), (s) =>
+          Option.getOrThrow(s).data.b === "from B" ? Effect.void : Effect.fail(Option.getOrThrow(s).data)),
         { timeoutMs: 3_000, intervalMs: 10 }
       )
 
@@ -604,7 +636,9 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         const b = yield* build(server.settings({ cache: { enabled: false } }))
         const created = yield* a.create({ user: "u" })
         for (let round = 0; round < 10; round++) {
-          const [fromA, fromB] = yield* Effect.all([a.retrieve(created.id), b.retrieve(created.id)], { concurrency: "unbounded" })
+          const [fromA, fromB] = yield* Effect.all([a.retrieve(created.id), b.retrieve(created.id)], {
+            concurrency: "unbounded"
+          })
           yield* Effect.all([
             a.flush(change(Option.getOrThrow(fromA), { [`a${round}`]: round })),
             b.flush(change(Option.getOrThrow(fromB), { [`b${round}`]: round }))
@@ -617,8 +651,10 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         }
         expect(yield* dataOf(created.id).pipe(Effect.provideService(Store, b))).toEqual(expected)
         yield* RedisServer.eventually(
-          Effect.flatMap(dataOf(created.id).pipe(Effect.provideService(Store, a)), (data) =>
-            Object.keys(data ?? {}).length === 21 ? Effect.void : Effect.fail("stale")),
+          Effect.flatMap(
+            dataOf(created.id).pipe(Effect.provideService(Store, a)),
+            (data) => Object.keys(data ?? {}).length === 21 ? Effect.void : Effect.fail("stale")
+          ),
           { timeoutMs: 10_000, intervalMs: 5 }
         )
       }).pipe(guard(30_000, "concurrent flushes")))
@@ -718,8 +754,10 @@ async function readmeExample(settings: SessionConfig.Input) {
       Effect.flatMap(SessionStore.SessionStore, (store) => store.create({ userId: 42, cart: [] }))
     )
     await runtime.runPromise(
-      Effect.flatMap(SessionStore.SessionStore, (store) =>
-        store.flush({ ...session, data: { ...session.data, cart: ["apple"] } }))
+      Effect.flatMap(
+        SessionStore.SessionStore,
+        (store) => store.flush({ ...session, data: { ...session.data, cart: ["apple"] } })
+      )
     )
     const found = await runtime.runPromise(
       Effect.flatMap(SessionStore.SessionStore, (store) => store.retrieve(session.id))
@@ -734,7 +772,10 @@ describe("README example", () => {
   it("runs as a plain async function", async () => {
     const server = await RedisServer.start()
     try {
-      expect(await readmeExample({ server: server.server, expire: "15 minutes" })).toEqual({ userId: 42, cart: ["apple"] })
+      expect(await readmeExample({ server: server.server, expire: "15 minutes" })).toEqual({
+        userId: 42,
+        cart: ["apple"]
+      })
     } finally {
       await server.stop()
     }

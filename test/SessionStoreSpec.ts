@@ -29,10 +29,16 @@ export const retrieveSome = (id: string) =>
 
 /** The data of a session, or undefined when it is absent. */
 export const dataOf = (id: string) =>
-  Effect.flatMap(Store, (store) => store.retrieve(id)).pipe(Effect.map(Option.map((s) => s.data)), Effect.map(Option.getOrUndefined))
+  Effect.flatMap(Store, (store) => store.retrieve(id)).pipe(
+    Effect.map(Option.map((s) => s.data)),
+    Effect.map(Option.getOrUndefined)
+  )
 
 /** A copy of `session` with `data` replaced the way callers do it: by spreading. */
-export const withData = (session: Session.Session, data: Record<string, unknown>): Session.Session => ({ ...session, data })
+export const withData = (session: Session.Session, data: Record<string, unknown>): Session.Session => ({
+  ...session,
+  data
+})
 
 /** A copy of `session` with some fields changed. */
 export const change = (session: Session.Session, patch: Record<string, unknown>): Session.Session =>
@@ -204,8 +210,12 @@ export const sessionStoreSpec = (
       Effect.gen(function*() {
         const store = yield* Store
         const created = yield* store.create({ user: "u" })
-        const copies = yield* Effect.all(Array.from({ length: 8 }, () => retrieveSome(created.id)), { concurrency: "unbounded" })
-        yield* Effect.all(copies.map((copy, i) => store.flush(change(copy, { [`f${i}`]: i }))), { concurrency: "unbounded" })
+        const copies = yield* Effect.all(Array.from({ length: 8 }, () => retrieveSome(created.id)), {
+          concurrency: "unbounded"
+        })
+        yield* Effect.all(copies.map((copy, i) => store.flush(change(copy, { [`f${i}`]: i }))), {
+          concurrency: "unbounded"
+        })
         const expected: Record<string, unknown> = { user: "u" }
         copies.forEach((_, i) => (expected[`f${i}`] = i))
         expect(yield* dataOf(created.id)).toEqual(expected)
@@ -353,7 +363,11 @@ export const sessionStoreSpec = (
         const patch = { prefs: { theme: "dark" } }
         yield* store.flush(change(read, patch))
         patch.prefs.theme = "changed after flush"
-        expect((yield* retrieveSome(created.id)).data).toEqual({ user: { name: "alice" }, list: [1], prefs: { theme: "dark" } })
+        expect((yield* retrieveSome(created.id)).data).toEqual({
+          user: { name: "alice" },
+          list: [1],
+          prefs: { theme: "dark" }
+        })
       }))
 
     it.effect("createdAt is kept across reads and flushes", () =>
@@ -371,8 +385,12 @@ export const sessionStoreSpec = (
     it.effect("many sessions at once stay independent", () =>
       Effect.gen(function*() {
         const store = yield* Store
-        const sessions = yield* Effect.all(Array.from({ length: 50 }, (_, i) => store.create({ i })), { concurrency: "unbounded" })
-        yield* Effect.all(sessions.map((s) => store.flush(change(s, { double: (s.data.i as number) * 2 }))), { concurrency: "unbounded" })
+        const sessions = yield* Effect.all(Array.from({ length: 50 }, (_, i) => store.create({ i })), {
+          concurrency: "unbounded"
+        })
+        yield* Effect.all(sessions.map((s) => store.flush(change(s, { double: (s.data.i as number) * 2 }))), {
+          concurrency: "unbounded"
+        })
         const read = yield* Effect.all(sessions.map((s) => dataOf(s.id)), { concurrency: "unbounded" })
         read.forEach((data, i) => expect(data).toEqual({ i, double: i * 2 }))
       }))

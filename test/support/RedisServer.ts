@@ -5,16 +5,16 @@
  * address for fault tests. Every server is stopped at process exit, and a
  * watchdog kills it if the test process itself is killed.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import * as net from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Redis, type RedisOptions } from "ioredis"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import * as net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 /** ioredis options without `replyMapping`, whose declared type clashes with exactOptionalPropertyTypes. */
 export type ClientOptions = Omit<RedisOptions, "replyMapping">
@@ -63,7 +63,7 @@ export interface RedisServer {
   /** The pid of the current process, if it runs. */
   readonly pid: () => number | undefined
   /** Plain SessionStore settings pointing here (`server` or `sock`, and `password`), merged with `extra`. */
-  readonly settings: <X extends object = {}>(extra?: X) => Address & X
+  readonly settings: <X extends object = Record<never, never>>(extra?: X) => Address & X
   /** A raw inspection client; closed by `stop`. */
   readonly client: (options?: ClientOptions) => Redis
   /** SIGKILLs the process and waits for it to exit. */
@@ -170,7 +170,13 @@ interface Running {
  * that may have been reused.
  */
 const watch = (pid: number, dir: string): ChildProcess => {
-  const watchdog = spawn("sh", ["-c", "read _; kill -9 \"$1\" 2>/dev/null; rm -rf \"$2\"", "redis-watchdog", String(pid), dir], {
+  const watchdog = spawn("sh", [
+    "-c",
+    "read _; kill -9 \"$1\" 2>/dev/null; rm -rf \"$2\"",
+    "redis-watchdog",
+    String(pid),
+    dir
+  ], {
     stdio: ["pipe", "ignore", "ignore"],
     detached: true
   })
@@ -288,7 +294,10 @@ export const start = async (options: StartOptions = {}): Promise<RedisServer> =>
           break
         } catch (error) {
           // Another process took the port between our probe and redis's bind: try another one.
-          if (error instanceof ProcessExited && /already in use|Could not create server TCP/i.test(error.message) && attempt < 5) {
+          if (
+            error instanceof ProcessExited && /already in use|Could not create server TCP/i.test(error.message) &&
+            attempt < 5
+          ) {
             continue
           }
           throw error
@@ -395,7 +404,7 @@ export const start = async (options: StartOptions = {}): Promise<RedisServer> =>
     url: `redis://${userinfo}${HOST}:${port}`,
     dir,
     pid: () => current?.child.pid,
-    settings: <X extends object = {}>(extra: X = {} as X) => {
+    settings: <X extends object = Record<never, never>>(extra: X = {} as X) => {
       const base: Address = {
         ...(socket !== undefined ? { sock: socket } : { server: `${HOST}:${port}` }),
         ...(password !== undefined ? { password } : {})
@@ -451,14 +460,15 @@ export const eventually = <A, E, R>(
  * `ms` of wall-clock time. A loose guard against hangs, not a timing assertion;
  * it does not depend on TestClock.
  */
-export const hangGuard = (ms: number, what: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.raceFirst(
-    effect,
-    Effect.flatMap(
-      Effect.async<void>((resume) => {
-        const timer = setTimeout(() => resume(Effect.void), ms)
-        return Effect.sync(() => clearTimeout(timer))
-      }),
-      () => Effect.dieMessage(`hang guard: ${what} did not finish within ${ms} ms`)
+export const hangGuard =
+  (ms: number, what: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.raceFirst(
+      effect,
+      Effect.flatMap(
+        Effect.async<void>((resume) => {
+          const timer = setTimeout(() => resume(Effect.void), ms)
+          return Effect.sync(() => clearTimeout(timer))
+        }),
+        () => Effect.dieMessage(`hang guard: ${what} did not finish within ${ms} ms`)
+      )
     )
-  )
