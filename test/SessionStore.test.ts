@@ -5,12 +5,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import type { Redis } from "ioredis"
+import { readFileSync } from "node:fs"
 import * as net from "node:net"
+import { addToCart } from "../examples/promise.js"
 import { Session, type SessionConfig, SessionStore } from "../src/index.js"
 import { change, dataOf, retrieveSome, sessionStoreSpec } from "./SessionStoreSpec.js"
 import { RedisServer } from "./support/index.js"
@@ -743,36 +744,24 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
 
 // ---------------------------------------------------------------------------------------------
 
-/**
- * The README example: a plain async function, no Effect code around it.
- * `settings` is a parameter only so that the test can point it at its own server.
- */
-async function readmeExample(settings: SessionConfig.Input) {
-  const runtime = ManagedRuntime.make(SessionStore.layer(settings))
-  try {
-    const session = await runtime.runPromise(
-      Effect.flatMap(SessionStore.SessionStore, (store) => store.create({ userId: 42, cart: [] }))
-    )
-    await runtime.runPromise(
-      Effect.flatMap(
-        SessionStore.SessionStore,
-        (store) => store.flush({ ...session, data: { ...session.data, cart: ["apple"] } })
-      )
-    )
-    const found = await runtime.runPromise(
-      Effect.flatMap(SessionStore.SessionStore, (store) => store.retrieve(session.id))
-    )
-    return Option.getOrNull(found)?.data
-  } finally {
-    await runtime.dispose()
-  }
+/** The code block that follows `marker` in README.md. */
+const readmeBlock = (marker: string): string => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8")
+  const after = readme.slice(readme.indexOf(marker))
+  const match = /```ts\n([\s\S]*?)```/.exec(after)
+  return match?.[1] ?? ""
 }
 
 describe("README example", () => {
+  it("is printed in the README exactly as examples/promise.ts", () => {
+    const source = readFileSync(new URL("../examples/promise.ts", import.meta.url), "utf8")
+    expect(readmeBlock("### From plain Promise code")).toBe(source)
+  })
+
   it("runs as a plain async function", async () => {
     const server = await RedisServer.start()
     try {
-      expect(await readmeExample({ server: server.server, expire: "15 minutes" })).toEqual({
+      expect(await addToCart({ server: server.server, expire: "15 minutes" })).toEqual({
         userId: 42,
         cart: ["apple"]
       })
