@@ -758,6 +758,11 @@ describe("README example", () => {
     expect(readmeBlock("### From plain Promise code")).toBe(source)
   })
 
+  it("prints the quick start exactly as examples/quickstart.ts (type-checked with the project)", () => {
+    const source = readFileSync(new URL("../examples/quickstart.ts", import.meta.url), "utf8")
+    expect(readmeBlock("Compose the store into your app as a layer:")).toBe(source)
+  })
+
   it("runs as a plain async function", async () => {
     const server = await RedisServer.start()
     try {
