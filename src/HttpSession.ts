@@ -19,12 +19,13 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
+import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as InternalSchema from "./internal/schema.js"
 import * as Session from "./Session.js"
-import { SessionConfigError } from "./SessionConfig.js"
+import { type SessionConfigError } from "./SessionConfig.js"
 import * as SessionCookie from "./SessionCookie.js"
 import type { SessionStoreError } from "./SessionError.js"
 import { SessionStore } from "./SessionStore.js"
@@ -74,26 +75,7 @@ const maxAgeExpected =
 
 const MaxAge = Schema.Union(
   Schema.Null,
-  Schema.transformOrFail(
-    Schema.Union(Schema.DurationFromSelf, Schema.Number, Schema.String),
-    Schema.DurationFromSelf,
-    {
-      strict: true,
-      decode: (input, _, ast) => {
-        const seconds = typeof input === "number"
-          ? input
-          : /^\s*\d+(\.\d+)?\s*$/.test(String(input))
-          ? Number(input)
-          : undefined
-        const duration = seconds !== undefined ? Option.some(Duration.seconds(seconds)) : Duration.decodeUnknown(input)
-        return Option.match(Option.filter(duration, (d) => Duration.isFinite(d) && Duration.toMillis(d) >= 1000), {
-          onNone: () => ParseResult.fail(new ParseResult.Type(ast, input, `${maxAgeExpected}, got ${String(input)}`)),
-          onSome: ParseResult.succeed
-        })
-      },
-      encode: ParseResult.succeed
-    }
-  )
+  InternalSchema.durationInput("seconds", { minMillis: 1000, expected: maxAgeExpected })
 ).annotations({ message: (issue) => ({ message: `${maxAgeExpected}, got ${String(issue.actual)}`, override: true }) })
 
 /**
@@ -162,19 +144,7 @@ export type Options = typeof Options.Type
  */
 export type Input = typeof Options.Encoded
 
-const decodeInput = Schema.decodeUnknownEither(Options, { onExcessProperty: "error", errors: "first" })
-
-const toConfigError = (error: ParseResult.ParseError): SessionConfigError => {
-  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
-  return new SessionConfigError({
-    field: issue === undefined || issue.path.length === 0 ? "(options)" : issue.path.join("."),
-    detail: issue === undefined
-      ? "invalid options"
-      : issue._tag === "Unexpected"
-      ? "unknown option (check its spelling)"
-      : issue.message
-  })
-}
+const decodeInput = InternalSchema.decoder(Options, "option")
 
 /**
  * Decodes the middleware's options. Fails with a `SessionConfigError` that
@@ -184,7 +154,7 @@ const toConfigError = (error: ParseResult.ParseError): SessionConfigError => {
  * @category constructors
  */
 export const decodeOptions = (input: unknown): Effect.Effect<Options, SessionConfigError> =>
-  Either.match(decodeInput(input), { onLeft: (e) => Effect.fail(toConfigError(e)), onRight: Effect.succeed })
+  Either.match(decodeInput(input), { onLeft: Effect.fail, onRight: Effect.succeed })
 
 const configKeys = {
   name: "NAME",
@@ -240,8 +210,7 @@ export const configWithPrefix = (prefix: string = "HTTP_SESSION"): Config.Config
         const s = secure.value.trim().toLowerCase()
         input.secure = s === "true" ? true : s === "false" ? false : s
       }
-      return Either.mapLeft(decodeInput(input), (error) => {
-        const { detail, field } = toConfigError(error)
+      return Either.mapLeft(decodeInput(input), ({ detail, field }) => {
         const head = field.split(".")[0] as keyof typeof configKeys
         return ConfigError.InvalidData([configKeys[head] ?? field.toUpperCase()], detail)
       })

@@ -13,6 +13,8 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as InternalSchema from "./internal/schema.js"
+import type { SessionConfigError } from "./SessionError.js"
 
 /**
  * A TCP address, decoded from `"host:port"` (`"[::1]:6380"` for IPv6). A
@@ -49,43 +51,6 @@ const RedisUrl = Schema.String.pipe(
   })
 )
 
-/**
- * A duration setting: a `Duration`, a string such as `"15 minutes"`, or a bare
- * number (or numeric string) in `unit`.
- */
-const DurationSetting = (unit: "seconds" | "millis") =>
-  Schema.transformOrFail(
-    Schema.Union(Schema.DurationFromSelf, Schema.Number, Schema.String),
-    Schema.DurationFromSelf,
-    {
-      strict: true,
-      decode: (input, _, ast) => {
-        const numeric = typeof input === "number"
-          ? input
-          : typeof input === "string" && /^\s*\d+(\.\d+)?\s*$/.test(input)
-          ? Number(input)
-          : undefined
-        const duration = numeric !== undefined
-          ? Option.some(unit === "seconds" ? Duration.seconds(numeric) : Duration.millis(numeric))
-          : Duration.decodeUnknown(input)
-        return Option.match(Option.filter(duration, (d) => Duration.isFinite(d) && Duration.toMillis(d) > 0), {
-          onNone: () =>
-            ParseResult.fail(
-              new ParseResult.Type(
-                ast,
-                input,
-                `Expected a positive duration (a number of ${unit}, or a string such as "15 minutes"), got ${
-                  String(input)
-                }`
-              )
-            ),
-          onSome: ParseResult.succeed
-        })
-      },
-      encode: ParseResult.succeed
-    }
-  )
-
 const Password = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String))
 
 const NonNegativeInt = (what: string) =>
@@ -110,7 +75,7 @@ export const CacheSettings = Schema.Struct({
   enabled: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   capacity: Schema.optionalWith(NonNegativeInt("a capacity"), { default: () => 10_000 }),
   tracking: Schema.optionalWith(Schema.Boolean, { default: () => true }),
-  maxStaleness: Schema.optionalWith(DurationSetting("millis"), { default: () => Duration.seconds(1) })
+  maxStaleness: Schema.optionalWith(InternalSchema.durationInput("millis"), { default: () => Duration.seconds(1) })
 })
 
 /**
@@ -135,11 +100,11 @@ export const SessionConfig = Schema.Struct({
   username: Schema.optional(Schema.NonEmptyString),
   password: Schema.optional(Password),
   database: Schema.optionalWith(NonNegativeInt("a database number"), { default: () => 0 }),
-  expire: Schema.optionalWith(DurationSetting("seconds"), { default: () => Duration.seconds(900) }),
+  expire: Schema.optionalWith(InternalSchema.durationInput("seconds"), { default: () => Duration.seconds(900) }),
   debug: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   prefix: Schema.optionalWith(Schema.NonEmptyString, { default: () => "session:" }),
-  connectTimeout: Schema.optionalWith(DurationSetting("millis"), { default: () => Duration.seconds(5) }),
-  commandTimeout: Schema.optionalWith(DurationSetting("millis"), { default: () => Duration.seconds(2) }),
+  connectTimeout: Schema.optionalWith(InternalSchema.durationInput("millis"), { default: () => Duration.seconds(5) }),
+  commandTimeout: Schema.optionalWith(InternalSchema.durationInput("millis"), { default: () => Duration.seconds(2) }),
   cache: Schema.optionalWith(CacheSettings, { default: () => Schema.decodeSync(CacheSettings)({}) })
 }).pipe(
   Schema.filter((s) => {
@@ -175,39 +140,17 @@ export type Input =
       : Schema.Schema.Encoded<typeof SessionConfig>[K]
   }
 
-/**
- * A setting was rejected. `field` is its path, such as `"database"` or
- * `"cache.capacity"`; the message says what was expected.
- *
- * @since 0.1.0
- * @category errors
- */
-export class SessionConfigError extends Schema.TaggedError<SessionConfigError>(
-  "effect-session-redis/SessionConfigError"
-)("SessionConfigError", {
-  field: Schema.String,
-  detail: Schema.String
-}) {
+export {
   /**
+   * A setting was rejected; `field` names it.
+   *
    * @since 0.1.0
+   * @category errors
    */
-  override get message(): string {
-    return `Invalid session setting "${this.field}": ${this.detail}`
-  }
-}
+  SessionConfigError
+} from "./SessionError.js"
 
-const decodeInput = Schema.decodeUnknownEither(SessionConfig, { onExcessProperty: "error", errors: "first" })
-
-const toConfigError = (error: ParseResult.ParseError): SessionConfigError => {
-  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const field = issue === undefined || issue.path.length === 0 ? "(settings)" : issue.path.join(".")
-  const detail = issue === undefined
-    ? error.message
-    : issue._tag === "Unexpected"
-    ? "unknown setting (check its spelling)"
-    : issue.message
-  return new SessionConfigError({ field, detail })
-}
+const decodeInput = InternalSchema.decoder(SessionConfig, "setting")
 
 /**
  * Decodes settings from a plain object. Fails with a `SessionConfigError` that
@@ -217,7 +160,7 @@ const toConfigError = (error: ParseResult.ParseError): SessionConfigError => {
  * @category constructors
  */
 export const decode = (input: unknown): Effect.Effect<SessionConfig, SessionConfigError> =>
-  Either.match(decodeInput(input), { onLeft: (e) => Effect.fail(toConfigError(e)), onRight: Effect.succeed })
+  Either.match(decodeInput(input), { onLeft: (e) => Effect.fail(e), onRight: Effect.succeed })
 
 /**
  * Decodes settings from a plain object, or throws the `SessionConfigError`.
@@ -225,8 +168,7 @@ export const decode = (input: unknown): Effect.Effect<SessionConfig, SessionConf
  * @since 0.1.0
  * @category constructors
  */
-export const decodeSync = (input: unknown): SessionConfig =>
-  Either.getOrThrowWith(Either.mapLeft(decodeInput(input), toConfigError), (e) => e)
+export const decodeSync = (input: unknown): SessionConfig => Either.getOrThrowWith(decodeInput(input), (e) => e)
 
 const configKeys = {
   server: "SERVER",
@@ -287,8 +229,7 @@ export const configWithPrefix = (prefix: string = "REDIS_SESSION"): Config.Confi
           maxStaleness: cacheMaxStaleness
         })
       }
-      return Either.mapLeft(decodeInput(input), (error) => {
-        const { field, detail } = toConfigError(error)
+      return Either.mapLeft(decodeInput(input), ({ detail, field }) => {
         const name = configKeys[field as keyof typeof configKeys] ?? field.toUpperCase()
         return ConfigError.InvalidData([name], detail)
       })

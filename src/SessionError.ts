@@ -122,6 +122,27 @@ export class SessionDecodeError extends Schema.TaggedError<SessionDecodeError>(
 }
 
 /**
+ * A setting was rejected. `field` is its path, such as `"database"` or
+ * `"cache.capacity"`; the message says what was expected.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionConfigError extends Schema.TaggedError<SessionConfigError>(
+  "effect-session-redis/SessionConfigError"
+)("SessionConfigError", {
+  field: Schema.String,
+  detail: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid session setting "${this.field}": ${this.detail}`
+  }
+}
+
+/**
  * Every failure a `SessionStore` operation can report.
  *
  * @since 0.1.0
