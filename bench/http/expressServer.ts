@@ -1,0 +1,59 @@
+/**
+ * Their HTTP server: express 5 + express-session + connect-redis (node-redis
+ * 5 client), as its documentation sets it up, or the same routes with no
+ * sessions at all.
+ */
+import { RedisStore } from "connect-redis"
+import express from "express"
+import session from "express-session"
+import { createClient } from "redis"
+import { makeSessionData } from "../sessionShape.js"
+
+// express-session's typings know only declared keys; the bench uses arbitrary ones.
+const fields = (req: express.Request): Record<string, unknown> => req.session as unknown as Record<string, unknown>
+
+export const startExpress = async (
+  options: { readonly redisUrl: string; readonly sessions: boolean; readonly ready: (port: number) => void }
+) => {
+  const app = express()
+  app.disable("x-powered-by")
+  app.set("etag", false)
+  if (options.sessions) {
+    const client = createClient({ url: options.redisUrl })
+    await client.connect()
+    app.use(session({
+      store: new RedisStore({ client, prefix: "sess:", ttl: 900 }),
+      secret: "bench-secret-not-for-production",
+      resave: false,
+      saveUninitialized: false,
+      cookie: { maxAge: 900_000, httpOnly: true, sameSite: "lax" }
+    }))
+    app.get("/login", (req, res) => {
+      Object.assign(fields(req), makeSessionData())
+      res.type("text").send("ok")
+    })
+    app.get("/read", (req, res) => {
+      res.type("text").send(String(fields(req)["userName"]))
+    })
+    app.post("/write", (req, res) => {
+      const s = fields(req)
+      s["counter"] = Number(s["counter"] ?? 0) + 1
+      res.type("text").send("ok")
+    })
+    app.get("/set/:field", (req, res) => {
+      fields(req)[req.params.field] = true
+      res.type("text").send("ok")
+    })
+    app.get("/dump", (req, res) => {
+      res.json(fields(req))
+    })
+  } else {
+    app.get("/login", (_req, res) => void res.type("text").send("ok"))
+    app.get("/read", (_req, res) => void res.type("text").send("user-0"))
+    app.post("/write", (_req, res) => void res.type("text").send("ok"))
+  }
+  const server = app.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    options.ready(typeof address === "object" && address !== null ? address.port : 0)
+  })
+}

@@ -1,0 +1,90 @@
+/**
+ * Our HTTP server: @effect/platform-node with the HttpSession middleware, or
+ * the same routes with no sessions at all.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { createServer } from "node:http"
+import * as HttpSession from "../../src/HttpSession.js"
+import { storeLayer } from "../ourStore.js"
+import { makeSessionData } from "../sessionShape.js"
+
+const ok = HttpServerResponse.text("ok")
+
+const routes = HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/login",
+    Effect.gen(function*() {
+      const session = yield* HttpSession.HttpSession
+      for (const [key, value] of Object.entries(makeSessionData())) yield* session.set(key, value)
+      return ok
+    })
+  ),
+  HttpRouter.get(
+    "/read",
+    Effect.map(
+      Effect.flatMap(HttpSession.HttpSession, (s) => s.get("userName")),
+      (name) => HttpServerResponse.text(String(Option.getOrElse(name, () => "anonymous")))
+    )
+  ),
+  HttpRouter.post(
+    "/write",
+    Effect.gen(function*() {
+      const session = yield* HttpSession.HttpSession
+      const counter = yield* session.get("counter")
+      yield* session.set("counter", Number(Option.getOrElse(counter, () => 0)) + 1)
+      return ok
+    })
+  ),
+  HttpRouter.get(
+    "/set/:field",
+    Effect.gen(function*() {
+      const { field } = yield* HttpRouter.params
+      yield* Effect.flatMap(HttpSession.HttpSession, (s) => s.set(field ?? "missing", true))
+      return ok
+    })
+  ),
+  HttpRouter.get(
+    "/dump",
+    Effect.flatMap(Effect.flatMap(HttpSession.HttpSession, (s) => s.data), (d) => HttpServerResponse.json(d))
+  )
+)
+
+// The same routes and response bodies, without sessions.
+const withoutSessions = HttpRouter.empty.pipe(
+  HttpRouter.get("/login", Effect.succeed(ok)),
+  HttpRouter.get("/read", Effect.succeed(HttpServerResponse.text("user-0"))),
+  HttpRouter.post("/write", Effect.succeed(ok))
+)
+
+const listen = (ready: (port: number) => void) =>
+  Effect.flatMap(
+    HttpServer.addressWith((address) => Effect.succeed(address._tag === "TcpAddress" ? address.port : 0)),
+    (port) => Effect.zipRight(Effect.sync(() => ready(port)), Effect.never)
+  )
+
+/** Serves on a free loopback port; calls `ready` with the port. */
+export const startOurs = (
+  options: { readonly redisServer: string; readonly sessions: boolean; readonly ready: (port: number) => void }
+) => {
+  const ServerLive = NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" })
+  const program = options.sessions
+    ? Effect.gen(function*() {
+      const session = yield* HttpSession.middleware({ secrets: ["bench-secret-not-for-production-0123456789"] })
+      const app = routes.pipe(
+        session,
+        Effect.catchAll(() => Effect.succeed(HttpServerResponse.text("store unavailable", { status: 503 })))
+      )
+      yield* HttpServer.serveEffect(app)
+      return yield* listen(options.ready)
+    }).pipe(Effect.scoped, Effect.provide(ServerLive), Effect.provide(storeLayer(options.redisServer)))
+    : Effect.gen(function*() {
+      yield* HttpServer.serveEffect(withoutSessions)
+      return yield* listen(options.ready)
+    }).pipe(Effect.scoped, Effect.provide(ServerLive))
+  return Effect.runPromise(program)
+}

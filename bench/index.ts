@@ -1,0 +1,115 @@
+/**
+ * `npm run bench`: starts a private redis-server, runs every workload on it,
+ * prints a summary, writes bench/results.json and regenerates
+ * docs/benchmarks.md and docs/benchmarks.svg.
+ *
+ * BENCH_QUICK=1 shortens every workload (a smoke run; figures not for comparison).
+ * BENCH_CPU_PROF=<dir> makes the HTTP server children write V8 CPU profiles there.
+ * `tsx bench/index.ts --render` only regenerates the docs from bench/results.json.
+ */
+import { execFileSync } from "node:child_process"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import * as os from "node:os"
+import { fileURLToPath } from "node:url"
+import { runCommandsPerRequest } from "./commands.js"
+import { chartSvg, consoleSummary, markdown } from "./docs.js"
+import { runHttpBench } from "./httpReadMostly.js"
+import { runInvalidation } from "./invalidation.js"
+import { runLostUpdates } from "./lostUpdates.js"
+import { type BenchRedis, startRedis } from "./redis.js"
+import { buildResults, type Results } from "./report.js"
+import { fieldCount, jsonBytes } from "./sessionShape.js"
+import { log, quick } from "./stats.js"
+import { runStoreBench } from "./store.js"
+
+const root = (path: string) => fileURLToPath(new URL(`../${path}`, import.meta.url))
+
+const loadAverage = () => os.loadavg().slice(0, 1)[0]!.toFixed(2)
+
+// Set on SIGINT/SIGTERM: the servers' children die with the process group, which is no failure to report.
+let interrupted = false
+
+const main = async () => {
+  const started = Date.now()
+  const loadBefore = loadAverage()
+  let redis: BenchRedis | undefined
+  const stop = async () => {
+    const r = redis
+    redis = undefined
+    await r?.stop()
+  }
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      interrupted = true
+      log(`\n${signal}: stopping redis-server`)
+      void stop().finally(() => process.exit(130))
+    })
+  }
+  try {
+    redis = await startRedis()
+    const redisVersion = execFileSync("redis-server", ["--version"]).toString().match(/v=(\S+)/)?.[1] ?? "unknown"
+    log(
+      `redis-server ${redisVersion} on ${redis.server}${
+        quick ? " (BENCH_QUICK: short smoke run, figures not for comparison)" : ""
+      }`
+    )
+    log(
+      `session shape: ${fieldCount} fields, ${jsonBytes} bytes of JSON; ${os.cpus().length} CPUs, load average ${loadBefore}`
+    )
+
+    const store = await runStoreBench(redis)
+    const http = await runHttpBench(redis)
+    const lostUpdates = await runLostUpdates(redis)
+    const commands = await runCommandsPerRequest(redis)
+    const invalidation = await runInvalidation(redis)
+
+    const loadAfter = loadAverage()
+    const cpus = os.cpus()
+    const results = buildResults({ store, http, lostUpdates, commands, invalidation }, {
+      command: quick ? "BENCH_QUICK=1 npm run bench" : "npm run bench",
+      quick,
+      date: new Date().toISOString().slice(0, 10),
+      durationS: Math.round((Date.now() - started) / 1000),
+      node: process.version.slice(1),
+      redis: redisVersion,
+      cpus: cpus.length,
+      cpuModel: cpus[0]?.model.trim() ?? "unknown CPU",
+      loadAverage: `${loadBefore} / ${loadAfter}`,
+      ...(Number(loadBefore) > 0.5
+        ? {
+          contention: "other processes were busy when the run started; the ratios matter more than the absolute figures"
+        }
+        : {}),
+      sessionFields: fieldCount,
+      sessionJsonBytes: jsonBytes
+    })
+    log(consoleSummary(results))
+
+    writeFileSync(root("bench/results.json"), `${JSON.stringify(results, null, 2)}\n`)
+    writeDocs(results)
+    log(`\nwrote bench/results.json, docs/benchmarks.md and docs/benchmarks.svg in ${results.meta["durationS"]} s`)
+  } finally {
+    await stop()
+  }
+}
+
+const writeDocs = (results: Results) => {
+  mkdirSync(root("docs"), { recursive: true })
+  writeFileSync(root("docs/benchmarks.svg"), chartSvg(results))
+  writeFileSync(root("docs/benchmarks.md"), markdown(results))
+}
+
+const render = async () => {
+  const results = JSON.parse(readFileSync(root("bench/results.json"), "utf8")) as Results
+  writeDocs(results)
+  log(consoleSummary(results))
+  log("\nregenerated docs/benchmarks.md and docs/benchmarks.svg from bench/results.json")
+}
+;(process.argv.includes("--render") ? render() : main()).then(
+  () => process.exit(0),
+  (error) => {
+    if (interrupted) return
+    process.stderr.write(`bench failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
+    process.exit(1)
+  }
+)
