@@ -14,16 +14,19 @@ import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as InternalSchema from "./internal/schema.js"
+import * as Tracing from "./internal/tracing.js"
 import * as Session from "./Session.js"
 import { type SessionConfigError } from "./SessionConfig.js"
 import * as SessionCookie from "./SessionCookie.js"
@@ -326,142 +329,170 @@ const noAction: CookieAction = { _tag: "None" }
 /** A signed session id is 43 + 1 + 43 characters; anything much longer is not worth hashing. */
 const maxCookieLength = 128
 
-/** The state of one request's session, behind a lock so that forked fibers see one load. */
+/**
+ * Runs `effect` once at a time: a caller that arrives while it runs waits for
+ * the same outcome instead of starting it again. Far cheaper per request than
+ * a semaphore, and that is all that concurrent fibers of one request need.
+ */
+const singleFlight = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+  let inFlight: Deferred.Deferred<A, E> | undefined
+  return Effect.suspend(() => {
+    if (inFlight !== undefined) return Deferred.await(inFlight)
+    const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
+    inFlight = deferred
+    return Effect.onExit(effect, (exit) => {
+      inFlight = undefined
+      return Deferred.done(deferred, exit)
+    })
+  })
+}
+
+/** The state of one request's session. Every change after the load is synchronous, hence atomic. */
 const makeRequestSession = (
   options: Options,
   signer: SessionCookie.Signer,
   store: SessionStore["Type"],
   request: HttpServerRequest.HttpServerRequest
-) =>
-  Effect.map(Effect.makeSemaphore(1), (lock) => {
-    // `request.cookies` is typed as a full record, but the name may be absent
-    // or an inherited key such as "constructor".
-    const raw = Object.hasOwn(request.cookies, options.name) ? request.cookies[options.name] : undefined
-    let verified: Option.Option<SessionCookie.Verified> | undefined
-    const cookie = (): Option.Option<SessionCookie.Verified> =>
-      verified ??= typeof raw === "string" && raw.length <= maxCookieLength
-        ? Option.filter(signer.verify(raw), (v) => Session.isId(v.value))
-        : Option.none()
+) => {
+  // `request.cookies` is typed as a full record, but the name may be absent
+  // or an inherited key such as "constructor".
+  const raw = Object.hasOwn(request.cookies, options.name) ? request.cookies[options.name] : undefined
+  let verified: Option.Option<SessionCookie.Verified> | undefined
+  const cookie = (): Option.Option<SessionCookie.Verified> =>
+    verified ??= typeof raw === "string" && raw.length <= maxCookieLength
+      ? Option.filter(signer.verify(raw), (v) => Session.isId(v.value))
+      : Option.none()
 
-    let loaded = false
-    let isNew = true
-    /** The stored session the data is based on; undefined while it exists only here. */
-    let base: Session.Session | undefined
-    let data: Session.SessionData = emptyData
-    /** Sessions to delete at commit: the one left by `regenerate` or `destroy`. */
-    const obsolete = new Set<string>()
-    let createdHere = false
-    let mustSave = false
-    let destroyed = false
-    let committed = false
-    let action: CookieAction = noAction
+  let loaded = false
+  let isNew = true
+  /** The stored session the data is based on; undefined while it exists only here. */
+  let base: Session.Session | undefined
+  let data: Session.SessionData = emptyData
+  /** Sessions to delete at commit: the one left by `regenerate` or `destroy`. */
+  const obsolete = new Set<string>()
+  let createdHere = false
+  let mustSave = false
+  let destroyed = false
+  let committed = false
+  let action: CookieAction = noAction
 
-    const load = Effect.suspend(() => {
-      if (loaded) return Effect.void
-      const verified = cookie()
-      if (Option.isNone(verified)) return Effect.sync(() => void (loaded = true))
-      return Effect.map(store.retrieve(verified.value.value), (found) => {
-        loaded = true
-        if (Option.isSome(found)) {
-          base = found.value
-          data = found.value.data
-          isNew = false
-        }
-      }).pipe(Effect.withSpan("HttpSession.load"))
-    })
+  const load = singleFlight(Effect.suspend(() => {
+    if (loaded) return Effect.void
+    const verified = cookie()
+    if (Option.isNone(verified)) return Effect.sync(() => void (loaded = true))
+    return Effect.map(store.retrieve(verified.value.value), (found) => {
+      // A destroy() that ran meanwhile wins.
+      if (loaded) return
+      loaded = true
+      if (Option.isSome(found)) {
+        base = found.value
+        data = found.value.data
+        isNew = false
+      }
+    }).pipe(Tracing.span("HttpSession.load"))
+  }))
 
-    const locked = <A, E>(effect: Effect.Effect<A, E>) => lock.withPermits(1)(Effect.zipRight(load, effect))
+  const locked = <A, E>(effect: Effect.Effect<A, E>) =>
+    Effect.suspend(() => loaded ? effect : Effect.zipRight(load, effect))
 
-    const create = Effect.suspend(() => store.create(data)).pipe(
-      Effect.map((session) => {
+  const create = singleFlight(
+    Effect.suspend(() =>
+      base !== undefined ? Effect.succeed(base.id) : Effect.map(store.create(data), (session) => {
         base = session
         data = session.data
         createdHere = true
         return session.id
       })
     )
+  )
 
-    const service: Service = {
-      id: locked(Effect.suspend(() => base !== undefined ? Effect.succeed(base.id) : create)),
-      isNew: locked(Effect.sync(() => isNew)),
-      data: locked(Effect.sync(() => data)),
-      get: (key) => locked(Effect.sync(() => Object.hasOwn(data, key) ? Option.some(data[key]) : Option.none())),
-      set: (key, value) =>
-        locked(Effect.suspend(() => {
-          let encoded: string | undefined
-          try {
-            encoded = value === undefined ? undefined : JSON.stringify(value)
-          } catch (cause) {
-            return Effect.fail(new HttpSessionEncodeError({ field: key, detail: describe(cause) }))
-          }
-          // What is read back now is what the next request will read: the JSON form, frozen.
-          data = encoded === undefined
-            ? omit(data, key)
-            : Object.freeze({ ...data, [key]: Session.deepFreeze(JSON.parse(encoded)) })
-          return Effect.void
-        })),
-      unset: (key) => locked(Effect.sync(() => void (data = omit(data, key)))),
-      clear: () => locked(Effect.sync(() => void (data = emptyData))),
-      regenerate: () =>
-        locked(Effect.sync(() => {
-          if (base !== undefined) obsolete.add(base.id)
-          base = undefined
-          mustSave = true
-        })),
-      // No load: deleting needs only the id from the cookie.
-      destroy: () =>
-        lock.withPermits(1)(Effect.sync(() => {
-          const verified = cookie()
-          if (base !== undefined) obsolete.add(base.id)
-          else if (!loaded && Option.isSome(verified)) obsolete.add(verified.value.value)
-          if (!loaded) isNew = Option.isNone(verified)
-          loaded = true
-          base = undefined
-          data = emptyData
-          mustSave = false
-          destroyed = true
-        }))
-    }
+  const service: Service = {
+    id: locked(Effect.suspend(() => base !== undefined ? Effect.succeed(base.id) : create)),
+    isNew: locked(Effect.sync(() => isNew)),
+    data: locked(Effect.sync(() => data)),
+    get: (key) => locked(Effect.sync(() => Object.hasOwn(data, key) ? Option.some(data[key]) : Option.none())),
+    set: (key, value) =>
+      locked(Effect.suspend(() => {
+        let encoded: string | undefined
+        try {
+          encoded = value === undefined ? undefined : JSON.stringify(value)
+        } catch (cause) {
+          return Effect.fail(new HttpSessionEncodeError({ field: key, detail: describe(cause) }))
+        }
+        // What is read back now is what the next request will read: the JSON form, frozen.
+        data = encoded === undefined
+          ? omit(data, key)
+          : Object.freeze({ ...data, [key]: Session.deepFreeze(JSON.parse(encoded)) })
+        return Effect.void
+      })),
+    unset: (key) => locked(Effect.sync(() => void (data = omit(data, key)))),
+    clear: () => locked(Effect.sync(() => void (data = emptyData))),
+    regenerate: () =>
+      locked(Effect.sync(() => {
+        if (base !== undefined) obsolete.add(base.id)
+        base = undefined
+        mustSave = true
+      })),
+    // No load: deleting needs only the id from the cookie.
+    destroy: () =>
+      Effect.sync(() => {
+        const verified = cookie()
+        if (base !== undefined) obsolete.add(base.id)
+        else if (!loaded && Option.isSome(verified)) obsolete.add(verified.value.value)
+        if (!loaded) isNew = Option.isNone(verified)
+        loaded = true
+        base = undefined
+        data = emptyData
+        mustSave = false
+        destroyed = true
+      })
+  }
 
-    /** Writes what changed and decides the cookie. Runs once, after the handler. */
-    const commit: Effect.Effect<void, SessionStoreError> = lock.withPermits(1)(Effect.suspend(() => {
-      if (committed) return Effect.void
-      committed = true
+  /** Writes what changed and decides the cookie. Runs once, after the handler. */
+  const commit: Effect.Effect<void, SessionStoreError> = Effect.suspend(() => {
+    if (committed) return Effect.void
+    committed = true
+    if (!loaded) {
+      // Untouched: nothing to write, but a rotated or rolling cookie is sent again. With one secret
+      // nothing can have rotated, so the signature is not even checked unless rolling needs it.
+      if (!options.rolling && options.secrets.length === 1) return Effect.void
       const verified = cookie()
-      if (!loaded) {
-        // Untouched: nothing to write, but a rotated or rolling cookie is sent again.
-        if (Option.isNone(verified) || !(options.rolling || verified.value.rotated)) return Effect.void
-        const id = verified.value.value
-        return Effect.map(options.rolling ? store.touch(id) : Effect.void, () => void (action = { _tag: "Set", id }))
-      }
-      return Effect.gen(function*() {
-        // Deleted first, so that a failure later never leaves two live copies of the data.
-        for (const id of obsolete) yield* store.destroy(id)
-        if (base !== undefined) {
+      if (Option.isNone(verified) || !(options.rolling || verified.value.rotated)) return Effect.void
+      const id = verified.value.value
+      return Effect.map(options.rolling ? store.touch(id) : Effect.void, () => void (action = { _tag: "Set", id }))
+    }
+    const verified = cookie()
+    return Effect.gen(function*() {
+      // Deleted first, so that a failure later never leaves two live copies of the data.
+      for (const id of obsolete) yield* store.destroy(id)
+      if (base !== undefined) {
+        // Untouched data keeps its identity: no need to compare it field by field.
+        if (data !== base.data) {
           const next: Session.Session = { ...base, data }
           if (!Session.isEmpty(Session.diff(next))) yield* store.flush(next)
-          const resign = Option.isSome(verified) && verified.value.rotated && verified.value.value === base.id
-          action = createdHere || options.rolling || resign ? { _tag: "Set", id: base.id } : noAction
-        } else if (mustSave || hasFields(data) || (options.saveUninitialized && !destroyed)) {
-          action = { _tag: "Set", id: yield* create }
-        } else {
-          action = destroyed && raw !== undefined ? { _tag: "Expire" } : noAction
         }
-      }).pipe(Effect.withSpan("HttpSession.commit"))
-    }))
-
-    const respond = (
-      request: HttpServerRequest.HttpServerRequest,
-      response: HttpServerResponse.HttpServerResponse
-    ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-      // Not committed yet means the middleware was passed to `serve` and runs
-      // around the sending of the response: commit here, or the cookie is lost.
-      const misplaced = committed ? Effect.void : Effect.orDie(commit)
-      return Effect.flatMap(misplaced, () => applyCookie(options, store, signer, action, request, response))
-    }
-
-    return { service, commit, respond } as const
+        const resign = Option.isSome(verified) && verified.value.rotated && verified.value.value === base.id
+        action = createdHere || options.rolling || resign ? { _tag: "Set", id: base.id } : noAction
+      } else if (mustSave || hasFields(data) || (options.saveUninitialized && !destroyed)) {
+        action = { _tag: "Set", id: yield* create }
+      } else {
+        action = destroyed && raw !== undefined ? { _tag: "Expire" } : noAction
+      }
+    }).pipe(Tracing.span("HttpSession.commit"))
   })
+
+  const respond = (
+    request: HttpServerRequest.HttpServerRequest,
+    response: HttpServerResponse.HttpServerResponse
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+    // Not committed yet means the middleware was passed to `serve` and runs
+    // around the sending of the response: commit here, or the cookie is lost.
+    const misplaced = committed ? Effect.void : Effect.orDie(commit)
+    return Effect.flatMap(misplaced, () => applyCookie(options, store, signer, action, request, response))
+  }
+
+  return { service, commit, respond } as const
+}
 
 const emptyData: Session.SessionData = Object.freeze({})
 
@@ -560,7 +591,7 @@ export const make = (options: Options): Middleware => {
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const store = yield* SessionStore
-      const session = yield* makeRequestSession(options, signer, store, request)
+      const session = makeRequestSession(options, signer, store, request)
       // Runs on the final response, whether the app succeeded or its error was
       // turned into a response, so the cookie is never lost.
       yield* HttpApp.appendPreResponseHandler(session.respond)

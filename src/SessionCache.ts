@@ -93,6 +93,8 @@ export const metrics = {
   })
 } as const
 
+const noTags: ReadonlyArray<never> = []
+
 interface State {
   // A Map keeps insertion order, which makes it an O(1) LRU: a hit re-inserts its key at the end.
   // It is mutated in place, but only inside Ref.modify/update, whose callbacks run atomically.
@@ -176,23 +178,24 @@ export const make = (options: Options): Effect.Effect<SessionCache> =>
   )
 
 const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
+  // The hit path: one Ref.modify and nothing else. Metrics are updated in place for the same reason:
+  // Metric.increment is an effect of its own and would cost about as much as the whole hit.
   const lookup = (id: string, now: number) =>
-    Effect.flatMap(
-      Ref.modify(ref, (state) => {
-        const entry = state.entries.get(id)
-        if (entry !== undefined) {
-          state.entries.delete(id)
-          if (entry.expiresAt > now && state.mode !== "Off") {
-            state.entries.set(id, entry)
-            state.hits++
-            return [entry, state]
-          }
+    Ref.modify(ref, (state): [Entry | undefined, State] => {
+      const entry = state.entries.get(id)
+      if (entry !== undefined) {
+        state.entries.delete(id)
+        if (entry.expiresAt > now && state.mode !== "Off") {
+          state.entries.set(id, entry)
+          state.hits++
+          metrics.hits.unsafeUpdate(1, noTags)
+          return [entry, state]
         }
-        state.misses++
-        return [undefined, state]
-      }),
-      (entry) => Effect.as(Metric.increment(entry === undefined ? metrics.misses : metrics.hits), entry)
-    )
+      }
+      state.misses++
+      metrics.misses.unsafeUpdate(1, noTags)
+      return [undefined, state]
+    })
 
   const begin = (id: string) =>
     Ref.modify(ref, (state): [Ticket, State] => {

@@ -9,6 +9,7 @@ import * as Session from "../Session.js"
 import * as SessionCache from "../SessionCache.js"
 import type { SessionConfig } from "../SessionConfig.js"
 import type { Service } from "../SessionStore.js"
+import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
 
 type ExecResult = Array<[error: Error | null, result: unknown]> | null
@@ -36,6 +37,8 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   }
 
   const keyOf = (id: string) => config.prefix + id
+  // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
+  const clock = yield* Effect.clock
 
   const exec = (method: string, key: string, build: (multi: ReturnType<IORedis["multi"]>) => void) =>
     Effect.flatMap(
@@ -58,7 +61,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       onRight: Effect.succeed
     })
 
-  const create: Service["create"] = Effect.fn("SessionStore.create")(function*(data = {}) {
+  const create: Service["create"] = Effect.fnUntraced(function*(data = {}) {
     const id = Session.makeId()
     const key = keyOf(id)
     const now = yield* Clock.currentTimeMillis
@@ -68,7 +71,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     // A fresh random id: nobody else can have written it, so what we wrote is what Redis holds.
     yield* cache.complete(ticket, session, now)
     return session
-  })
+  }, Tracing.span("SessionStore.create"))
 
   // Refreshes the lifetime and re-reads the hash in one transaction. Our own PEXPIRE may hide a
   // foreign write made in the same Redis event-loop cycle: BCAST tracking remembers only the last
@@ -106,35 +109,34 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     return found
   })
 
-  // Reads are written without Effect.fn on purpose: a span with its stack capture costs more than
-  // a cache hit, and a good part of a loopback round trip. Writes, rarer, get their spans.
+  // Reads get no span at all: even when a tracer is installed, one span per cache hit would cost
+  // more than the hit. Writes get spans when a tracer is installed (see Tracing.span).
   const retrieve: Service["retrieve"] = (id) =>
-    Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) =>
-        Effect.flatMap(cache.lookup(id, now), (entry) =>
-          entry === undefined
-            ? load(id)
-            : now - entry.refreshedAt < refreshEvery
-            ? Effect.succeed(entry.found)
-            : refresh("SessionStore.retrieve", id, entry.session.snapshot))
-    )
+    Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return Effect.flatMap(cache.lookup(id, now), (entry) =>
+        entry === undefined
+          ? load(id)
+          : now - entry.refreshedAt < refreshEvery
+          ? Effect.succeed(entry.found)
+          : refresh("SessionStore.retrieve", id, entry.session.snapshot))
+    })
 
-  const destroy: Service["destroy"] = Effect.fn("SessionStore.destroy")(function*(id) {
+  const destroy: Service["destroy"] = Effect.fnUntraced(function*(id) {
     yield* cache.remove(id)
     yield* run("SessionStore.destroy", "DEL", keyOf(id), (client) => client.del(keyOf(id)))
     // A read that started before the DEL may have been answered after it: drop whatever it installed.
     yield* cache.remove(id)
-  })
+  }, Tracing.span("SessionStore.destroy"))
 
-  const touch: Service["touch"] = Effect.fn("SessionStore.touch")(function*(id) {
+  const touch: Service["touch"] = Effect.fnUntraced(function*(id) {
     yield* cache.remove(id)
     yield* run("SessionStore.touch", "PEXPIRE", keyOf(id), (client) => client.pexpire(keyOf(id), ttl))
     // As in `refresh`: after our own write, only a fresh read may fill the cache.
     yield* cache.remove(id)
-  })
+  }, Tracing.span("SessionStore.touch"))
 
-  const flush: Service["flush"] = Effect.fn("SessionStore.flush")(function*(session) {
+  const flush: Service["flush"] = Effect.fnUntraced(function*(session) {
     // A hand-built session is written whole: against what is stored now.
     const current = session.snapshot === undefined ? Option.getOrUndefined(yield* retrieve(session.id)) : session
     const base = current?.snapshot
@@ -163,7 +165,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     }
     const found = yield* decodeOrDrop(session.id, rest[rest.length - 1] as Record<string, string>, delta.next)
     yield* cache.complete(ticket, Option.getOrUndefined(found), now)
-  })
+  }, Tracing.span("SessionStore.flush"))
 
   const store: Service = {
     backend: "redis",
