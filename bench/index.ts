@@ -3,7 +3,7 @@
  * prints a summary, writes bench/results.json and regenerates
  * docs/benchmarks.md and docs/benchmarks.svg.
  *
- * BENCH_QUICK=1 shortens every workload (a smoke run; figures not for comparison).
+ * BENCH_QUICK=1 shortens every workload (a smoke run; figures not for comparison, written to bench/results.quick.json only).
  * BENCH_CPU_PROF=<dir> makes the HTTP server children write V8 CPU profiles there.
  * `tsx bench/index.ts --render` only regenerates the docs from bench/results.json.
  */
@@ -85,9 +85,15 @@ const main = async () => {
     })
     log(consoleSummary(results))
 
-    writeFileSync(root("bench/results.json"), `${JSON.stringify(results, null, 2)}\n`)
-    writeDocs(results)
-    log(`\nwrote bench/results.json, docs/benchmarks.md and docs/benchmarks.svg in ${results.meta["durationS"]} s`)
+    if (quick) {
+      // A smoke run's figures are not for comparison: never let them replace the published ones.
+      writeFileSync(root("bench/results.quick.json"), `${JSON.stringify(results, null, 2)}\n`)
+      log(`\nwrote bench/results.quick.json in ${results.meta["durationS"]} s (docs left as they were)`)
+    } else {
+      writeFileSync(root("bench/results.json"), `${JSON.stringify(results, null, 2)}\n`)
+      writeDocs(results)
+      log(`\nwrote bench/results.json, docs/benchmarks.md and docs/benchmarks.svg in ${results.meta["durationS"]} s`)
+    }
   } finally {
     await stop()
   }
