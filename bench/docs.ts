@@ -22,7 +22,8 @@ const storeRows: ReadonlyArray<
     ["mapGet", "Map.get"]
   ]],
   ["miss", "miss retrieve", [
-    ["ours", "ours (cache off)"],
+    ["ours", "ours (cache off), inside one Effect program"],
+    ["oursRunPromise", "ours (cache off), Effect.runPromise per call"],
     ["connectRedisGet", "connect-redis get"],
     ["rawIoredisHgetallDecode", "raw ioredis HGETALL + decode"]
   ]],
