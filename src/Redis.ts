@@ -89,7 +89,7 @@ export const options = (config: SessionConfig, name: string): Options => {
     socketTimeout: commandTimeout * 2,
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
-    enableAutoPipelining: true,
+    enableAutoPipelining: config.autoPipelining,
     keepAlive: 10_000
   }
 }

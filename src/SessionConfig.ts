@@ -88,6 +88,8 @@ export const CacheSettings = Schema.Struct({
  * - `debug`: log every Redis interaction to stderr, without secrets (default false).
  * - `prefix`: the key prefix (default `"session:"`).
  * - `connectTimeout` (default 5 s), `commandTimeout` (default 2 s): numbers mean milliseconds, as in ioredis.
+ * - `autoPipelining`: let ioredis batch the commands of concurrent operations into one write (default true).
+ *   Turn it off to shave the one event-loop turn each command then waits, when operations rarely overlap.
  * - `cache`: see {@link CacheSettings}.
  *
  * @since 0.1.0
@@ -105,6 +107,7 @@ export const SessionConfig = Schema.Struct({
   prefix: Schema.optionalWith(Schema.NonEmptyString, { default: () => "session:" }),
   connectTimeout: Schema.optionalWith(InternalSchema.durationInput("millis"), { default: () => Duration.seconds(5) }),
   commandTimeout: Schema.optionalWith(InternalSchema.durationInput("millis"), { default: () => Duration.seconds(2) }),
+  autoPipelining: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   cache: Schema.optionalWith(CacheSettings, { default: () => Schema.decodeSync(CacheSettings)({}) })
 }).pipe(
   Schema.filter((s) => {
@@ -182,6 +185,7 @@ const configKeys = {
   prefix: "PREFIX",
   connectTimeout: "CONNECT_TIMEOUT",
   commandTimeout: "COMMAND_TIMEOUT",
+  autoPipelining: "AUTO_PIPELINING",
   "cache.enabled": "CACHE_ENABLED",
   "cache.capacity": "CACHE_CAPACITY",
   "cache.tracking": "CACHE_TRACKING",
@@ -194,7 +198,7 @@ const optionalString = (name: string) => Config.option(Config.string(name))
  * Reads the settings through Effect `Config` under `prefix` (default
  * `REDIS_SESSION`): `REDIS_SESSION_SERVER`, `_SOCK`, `_URL`, `_USERNAME`,
  * `_PASSWORD`, `_DATABASE`, `_EXPIRE`, `_DEBUG`, `_PREFIX`, `_CONNECT_TIMEOUT`,
- * `_COMMAND_TIMEOUT`, `_CACHE_ENABLED`, `_CACHE_CAPACITY`, `_CACHE_TRACKING`,
+ * `_COMMAND_TIMEOUT`, `_AUTO_PIPELINING`, `_CACHE_ENABLED`, `_CACHE_CAPACITY`, `_CACHE_TRACKING`,
  * `_CACHE_MAX_STALENESS`. A rejected value fails with a `ConfigError` that
  * names the variable.
  *
@@ -214,6 +218,7 @@ export const configWithPrefix = (prefix: string = "REDIS_SESSION"): Config.Confi
     prefix: optionalString(configKeys.prefix),
     connectTimeout: optionalString(configKeys.connectTimeout),
     commandTimeout: optionalString(configKeys.commandTimeout),
+    autoPipelining: Config.option(Config.boolean(configKeys.autoPipelining)),
     cacheEnabled: Config.option(Config.boolean(configKeys["cache.enabled"])),
     cacheCapacity: Config.option(Config.integer(configKeys["cache.capacity"])),
     cacheTracking: Config.option(Config.boolean(configKeys["cache.tracking"])),
