@@ -335,14 +335,17 @@ const maxCookieLength = 128
  * a semaphore, and that is all that concurrent fibers of one request need.
  */
 const singleFlight = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
-  let inFlight: Deferred.Deferred<A, E> | undefined
+  let running = false
+  // Made only when a second caller actually has to wait: most requests never need it.
+  let waiters: Deferred.Deferred<A, E> | undefined
   return Effect.suspend(() => {
-    if (inFlight !== undefined) return Deferred.await(inFlight)
-    const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
-    inFlight = deferred
+    if (running) return Deferred.await(waiters ??= Deferred.unsafeMake<A, E>(FiberId.none))
+    running = true
     return Effect.onExit(effect, (exit) => {
-      inFlight = undefined
-      return Deferred.done(deferred, exit)
+      running = false
+      const waiting = waiters
+      waiters = undefined
+      return waiting === undefined ? Effect.void : Deferred.done(waiting, exit)
     })
   })
 }
