@@ -61,25 +61,3 @@ export const timeEffectBatched = (
     }
     samples.totalUs += t - start
   }))
-
-/**
- * Times each run of `op` inside one Effect program: for operations long
- * enough (a Redis round trip) to time one by one, without a `runPromise` each.
- */
-export const timeEffectEach = (
-  samples: Samples,
-  durationS: number,
-  op: Effect.Effect<unknown, unknown>
-): Promise<void> =>
-  Effect.runPromise(Effect.gen(function*() {
-    const start = nowUs()
-    const end = start + durationS * 1e6
-    let t = start
-    while (t < end) {
-      const t0 = nowUs()
-      yield* op
-      t = nowUs()
-      samples.values.push(t - t0)
-    }
-    samples.totalUs += t - start
-  }))
