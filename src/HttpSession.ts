@@ -18,7 +18,6 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
@@ -465,6 +464,12 @@ const makeRequestSession = (
       return Effect.map(options.rolling ? store.touch(id) : Effect.void, () => void (action = { _tag: "Set", id }))
     }
     const verified = cookie()
+    // The common case, a request that only read its session: nothing to write, no Effect to run.
+    if (obsolete.size === 0 && base !== undefined && data === base.data) {
+      const resign = Option.isSome(verified) && verified.value.rotated && verified.value.value === base.id
+      action = createdHere || options.rolling || resign ? { _tag: "Set", id: base.id } : noAction
+      return Effect.void
+    }
     return Effect.gen(function*() {
       // Deleted first, so that a failure later never leaves two live copies of the data.
       for (const id of obsolete) yield* store.destroy(id)
@@ -590,20 +595,28 @@ export const middleware = (options: Input): Effect.Effect<Middleware, SessionCon
  */
 export const make = (options: Options): Middleware => {
   const signer = SessionCookie.make(options.secrets)
+  // Written with plain combinators rather than Effect.gen: this runs on every request.
   return <E, R>(app: HttpApp.Default<E, R>) =>
-    Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const store = yield* SessionStore
-      const session = makeRequestSession(options, signer, store, request)
-      // Runs on the final response, whether the app succeeded or its error was
-      // turned into a response, so the cookie is never lost.
-      yield* HttpApp.appendPreResponseHandler(session.respond)
-      const exit = yield* Effect.exit(Effect.provideService(app, HttpSession, session.service))
-      const committed = yield* Effect.exit(session.commit)
-      if (Exit.isSuccess(committed)) return yield* exit
-      return yield* Exit.isFailure(exit)
-        ? Effect.failCause(Cause.sequential(exit.cause, committed.cause))
-        : Effect.failCause(committed.cause)
+    Effect.contextWithEffect((context: Context.Context<HttpServerRequest.HttpServerRequest | SessionStore>) => {
+      const session = makeRequestSession(
+        options,
+        signer,
+        Context.get(context, SessionStore),
+        Context.get(context, HttpServerRequest.HttpServerRequest)
+      )
+      // The pre-response handler runs on the final response, whether the app succeeded or its
+      // error was turned into a response, so the cookie is never lost.
+      return Effect.zipRight(
+        HttpApp.appendPreResponseHandler(session.respond),
+        Effect.matchCauseEffect(Effect.provideService(app, HttpSession, session.service), {
+          onFailure: (cause) =>
+            Effect.matchCauseEffect(session.commit, {
+              onFailure: (committed) => Effect.failCause(Cause.sequential(cause, committed)),
+              onSuccess: () => Effect.failCause(cause)
+            }),
+          onSuccess: (response) => Effect.as(session.commit, response)
+        })
+      )
     }) as HttpApp.Default<E | SessionStoreError, Exclude<R, HttpSession> | SessionStore>
 }
 
