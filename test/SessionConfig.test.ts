@@ -34,6 +34,7 @@ describe("SessionConfig.decode", () => {
       expect(config.cache.enabled).toBe(true)
       expect(config.cache.capacity).toBeGreaterThan(0)
       expect(config.cache.tracking).toBe(true)
+      expect(config.autoPipelining).toBe(true)
     }))
 
   it.effect("reads every setting", () =>
@@ -48,6 +49,7 @@ describe("SessionConfig.decode", () => {
         prefix: "app:s:",
         connectTimeout: 500,
         commandTimeout: 250,
+        autoPipelining: false,
         cache: { enabled: false, capacity: 7, tracking: false, maxStaleness: 100 }
       })
       expect(config.server).toEqual({ host: "::1", port: 6380 })
@@ -58,6 +60,7 @@ describe("SessionConfig.decode", () => {
       expect(config.prefix).toBe("app:s:")
       expect(Duration.toMillis(config.connectTimeout)).toBe(500)
       expect(Duration.toMillis(config.commandTimeout)).toBe(250)
+      expect(config.autoPipelining).toBe(false)
       expect(config.cache).toEqual({ enabled: false, capacity: 7, tracking: false, maxStaleness: Duration.millis(100) })
     }))
 

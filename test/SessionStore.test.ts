@@ -536,6 +536,16 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         return [yield* Fiber.join(a), yield* Fiber.join(b)] as const
       }).pipe(Effect.ensuring(Effect.sync(() => server.thaw())))
 
+    /** A server, a raw client that plays the other instance (already connected), a store and one session. */
+    const raceSetup = Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const raw = server.client()
+      yield* promise(() => raw.ping())
+      const store = yield* build(server.settings())
+      const created = yield* store.create({ a: 0 })
+      return { created, raw, server, store }
+    })
+
     const seesForeignWrite = (store: SessionStore.Service, id: string) =>
       RedisServer.eventually(
         Effect.flatMap(store.retrieve(id), (s) =>
@@ -545,11 +555,7 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
 
     it.scoped("a foreign write just before our flush is not hidden from our cache", () =>
       Effect.gen(function*() {
-        const server = yield* RedisServer.scoped()
-        const raw = server.client()
-        yield* promise(() => raw.ping())
-        const store = yield* build(server.settings())
-        const created = yield* store.create({ a: 0 })
+        const { created, raw, server, store } = yield* raceSetup
         yield* inOneCycle(
           server,
           promise(() => raw.hset(keyOf(created.id), "b", "\"from B\"")),
@@ -561,11 +567,7 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
 
     it.scoped("a foreign write just before our touch is not hidden from our cache", () =>
       Effect.gen(function*() {
-        const server = yield* RedisServer.scoped()
-        const raw = server.client()
-        yield* promise(() => raw.ping())
-        const store = yield* build(server.settings())
-        const created = yield* store.create({ a: 0 })
+        const { created, raw, server, store } = yield* raceSetup
         yield* store.retrieve(created.id)
         yield* inOneCycle(
           server,
@@ -577,11 +579,7 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
 
     it.scoped("control: a foreign write just after our flush reaches our cache", () =>
       Effect.gen(function*() {
-        const server = yield* RedisServer.scoped()
-        const raw = server.client()
-        yield* promise(() => raw.ping())
-        const store = yield* build(server.settings())
-        const created = yield* store.create({ a: 0 })
+        const { created, raw, server, store } = yield* raceSetup
         yield* inOneCycle(
           server,
           store.flush(change(created, { a: 1 })),
