@@ -51,7 +51,7 @@ export const make = (secrets: Arr.NonEmptyReadonlyArray<Redacted.Redacted<string
 
   const sign = (value: string): string => `${value}.${mac(keys[0]!, value).toString("base64url")}`
 
-  const verify = (signed: string): Option.Option<Verified> => {
+  const check = (signed: string): Option.Option<Verified> => {
     const dot = signed.lastIndexOf(".")
     if (dot < 0 || signed.length - dot - 1 !== signatureLength) return Option.none()
     const value = signed.slice(0, dot)
@@ -67,8 +67,31 @@ export const make = (secrets: Arr.NonEmptyReadonlyArray<Redacted.Redacted<string
     return matched === -1 ? Option.none() : Option.some({ value, rotated: matched > 0 })
   }
 
+  // Cookies that verified, by their exact text. A browser sends the same cookie on every request,
+  // so most requests skip the HMACs. This keeps verification constant-time with respect to the
+  // secrets: only strings that passed the full check are ever stored, a lookup compares the whole
+  // presented string with stored ones (V8 hashes strings with a per-process random seed, so an
+  // attacker cannot steer which stored strings are compared), and a string not stored goes through
+  // the full check. Finding one's own valid cookie in the cache teaches nothing about any other.
+  // Failures are not stored: garbage must not evict real cookies.
+  const verified = new Map<string, Option.Option<Verified>>()
+  const verify = (signed: string): Option.Option<Verified> => {
+    const known = verified.get(signed)
+    if (known !== undefined) return known
+    const result = check(signed)
+    if (Option.isSome(result)) {
+      // Bounded: when full, the oldest entry goes (insertion order). Re-verifying it costs one HMAC.
+      if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value!)
+      verified.set(signed, result)
+    }
+    return result
+  }
+
   return { sign, verify }
 }
+
+/** How many verified cookies a signer remembers: about 400 KB at most. */
+const verifiedCacheSize = 4096
 
 /**
  * Signs `value` with `secret`: `value + "." + base64url(HMAC-SHA256(secret, value))`.

@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type * as Tracer from "effect/Tracer"
 
 // The tracer every fiber has unless the app installs one (OpenTelemetry, say).
@@ -13,3 +14,11 @@ const defaultTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
  */
 export const span = (name: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.tracerWith((tracer) => tracer === defaultTracer ? self : Effect.withSpan(self, name))
+
+/**
+ * Tells whether `fiber` runs under a tracer the app installed; for code that
+ * already holds its fiber and would rather not spend an Effect step asking.
+ *
+ * @internal
+ */
+export const isTracing = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => fiber.currentTracer !== defaultTracer

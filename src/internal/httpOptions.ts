@@ -1,0 +1,208 @@
+/**
+ * The middleware's options: a Schema that decodes them from a plain object or
+ * from the environment, and names the option it rejects.
+ */
+import * as Arr from "effect/Array"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type { SessionConfigError } from "../SessionError.js"
+import * as InternalSchema from "./schema.js"
+
+const CookieName = Schema.String.pipe(
+  Schema.filter((s) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s), {
+    message: (issue) =>
+      `Expected a cookie name (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(issue.actual)}`
+  })
+)
+
+const CookieDomain = Schema.String.pipe(
+  Schema.filter(
+    (s) => /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(s),
+    {
+      message: (issue) => `Expected a domain name such as "example.com", got ${JSON.stringify(issue.actual)}`
+    }
+  )
+)
+
+const CookiePath = Schema.String.pipe(
+  Schema.filter((s) => /^\/[\u0020-\u003a\u003c-\u007e]*$/.test(s), {
+    message: (issue) => `Expected a path starting with "/" and without ";", got ${JSON.stringify(issue.actual)}`
+  })
+)
+
+const Secret = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String)).pipe(
+  Schema.filter((secret) => {
+    const length = Redacted.value(secret).length
+    // The message gives the length only: a secret must never reach a log.
+    return length >= 32 || `Expected a secret of at least 32 characters, got one of ${length}`
+  })
+)
+
+const Secrets = Schema.Array(Secret).annotations({
+  message: () => ({ message: "Expected a list of secrets (strings or Redacted strings)", override: false })
+}).pipe(
+  Schema.filter(Arr.isNonEmptyReadonlyArray, { message: () => "Expected at least one secret" })
+)
+
+const maxAgeExpected =
+  "Expected null (a browser-session cookie) or a duration of at least 1 second: a number of seconds, or a string such as \"1 hour\""
+
+const MaxAge = Schema.Union(
+  Schema.Null,
+  InternalSchema.durationInput("seconds", { minMillis: 1000, expected: maxAgeExpected })
+).annotations({ message: (issue) => ({ message: `${maxAgeExpected}, got ${String(issue.actual)}`, override: true }) })
+
+/**
+ * The middleware's options. Only `secrets` is required.
+ *
+ * - `name`: the cookie name (default `"sid"`).
+ * - `secrets`: the signing secrets, each at least 32 characters; the first signs, all verify. A string is wrapped in `Redacted`.
+ * - `domain`, `path` (default `"/"`): the cookie's scope.
+ * - `maxAge`: the cookie lifetime (a number means seconds; default: the store's `expire`); `null` makes a browser-session cookie.
+ * - `httpOnly` (default true), `sameSite` (`"lax"` by default, `"strict"` or `"none"`).
+ * - `secure`: true, false, or `"auto"` (the default): Secure when the request came over https.
+ * - `trustProxy`: let `X-Forwarded-Proto` say whether the request came over https (default false).
+ * - `rolling`: send the cookie on every response, renewing its lifetime (default false).
+ * - `saveUninitialized`: save a new session that the handler read but did not change (default false).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Options = Schema.Struct({
+  name: Schema.optionalWith(CookieName, { default: () => "sid" }),
+  secrets: Secrets,
+  domain: Schema.optional(CookieDomain),
+  path: Schema.optionalWith(CookiePath, { default: () => "/" }),
+  maxAge: Schema.optional(MaxAge),
+  httpOnly: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  secure: Schema.optionalWith(Schema.Union(Schema.Boolean, Schema.Literal("auto")), { default: () => "auto" as const }),
+  trustProxy: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  sameSite: Schema.optionalWith(Schema.Literal("lax", "strict", "none"), { default: () => "lax" as const }),
+  rolling: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  saveUninitialized: Schema.optionalWith(Schema.Boolean, { default: () => false })
+}).pipe(
+  Schema.filter((o) => {
+    // Browsers drop these cookies outright; better to say so at startup.
+    if (o.sameSite === "none" && o.secure === false) {
+      return {
+        path: ["sameSite"],
+        message: "sameSite \"none\" requires a Secure cookie: set secure to true or \"auto\""
+      }
+    }
+    if ((o.name.startsWith("__Secure-") || o.name.startsWith("__Host-")) && o.secure === false) {
+      return { path: ["secure"], message: `A cookie named "${o.name}" must be Secure` }
+    }
+    if (o.name.startsWith("__Host-") && (o.path !== "/" || o.domain !== undefined)) {
+      return {
+        path: [o.domain !== undefined ? "domain" : "path"],
+        message: "A __Host- cookie must have path \"/\" and no domain"
+      }
+    }
+    return true
+  })
+)
+
+/**
+ * The decoded options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Options = typeof Options.Type
+
+/**
+ * The options as a user writes them. Decoded options are accepted too.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Input = typeof Options.Encoded
+
+const decodeInput = InternalSchema.decoder(Options, "option")
+
+/**
+ * Decodes the middleware's options. Fails with a `SessionConfigError` that
+ * names the first rejected option; an unknown key is rejected too.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decodeOptions = (input: unknown): Effect.Effect<Options, SessionConfigError> =>
+  Either.match(decodeInput(input), { onLeft: Effect.fail, onRight: Effect.succeed })
+
+const configKeys = {
+  name: "NAME",
+  secrets: "SECRETS",
+  domain: "DOMAIN",
+  path: "PATH",
+  maxAge: "MAX_AGE",
+  httpOnly: "HTTP_ONLY",
+  secure: "SECURE",
+  trustProxy: "TRUST_PROXY",
+  sameSite: "SAME_SITE",
+  rolling: "ROLLING",
+  saveUninitialized: "SAVE_UNINITIALIZED"
+} as const
+
+/**
+ * Reads the options through Effect `Config` under `prefix` (default
+ * `HTTP_SESSION`): `HTTP_SESSION_SECRETS` (comma-separated, first signs),
+ * `_NAME`, `_DOMAIN`, `_PATH`, `_MAX_AGE` (seconds, a duration such as
+ * `"1 hour"`, or `"session"` for a browser-session cookie), `_HTTP_ONLY`,
+ * `_SECURE` (`true`, `false` or `auto`), `_TRUST_PROXY`, `_SAME_SITE`,
+ * `_ROLLING`, `_SAVE_UNINITIALIZED`. A rejected value fails with a
+ * `ConfigError` that names the variable.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const configWithPrefix = (prefix: string = "HTTP_SESSION"): Config.Config<Options> => {
+  const text = (key: string) => Config.option(Config.string(key))
+  const flag = (key: string) => Config.option(Config.boolean(key))
+  return Config.all({
+    secrets: Config.array(Config.redacted(), configKeys.secrets),
+    name: text(configKeys.name),
+    domain: text(configKeys.domain),
+    path: text(configKeys.path),
+    maxAge: text(configKeys.maxAge),
+    httpOnly: flag(configKeys.httpOnly),
+    secure: text(configKeys.secure),
+    trustProxy: flag(configKeys.trustProxy),
+    sameSite: text(configKeys.sameSite),
+    rolling: flag(configKeys.rolling),
+    saveUninitialized: flag(configKeys.saveUninitialized)
+  }).pipe(
+    Config.mapOrFail(({ maxAge, secure, ...rest }) => {
+      const input: Record<string, unknown> = {}
+      const entries: ReadonlyArray<readonly [string, unknown]> = Object.entries(rest)
+      for (const [key, value] of entries) {
+        if (!Option.isOption(value)) input[key] = value
+        else if (Option.isSome(value)) input[key] = value.value
+      }
+      if (Option.isSome(maxAge)) input.maxAge = maxAge.value.trim() === "session" ? null : maxAge.value
+      if (Option.isSome(secure)) {
+        const s = secure.value.trim().toLowerCase()
+        input.secure = s === "true" ? true : s === "false" ? false : s
+      }
+      return Either.mapLeft(decodeInput(input), ({ detail, field }) => {
+        const head = field.split(".")[0] as keyof typeof configKeys
+        return ConfigError.InvalidData([configKeys[head] ?? field.toUpperCase()], detail)
+      })
+    }),
+    Config.nested(prefix)
+  )
+}
+
+/**
+ * The options read from the environment under `HTTP_SESSION_*`; see
+ * {@link configWithPrefix}.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = configWithPrefix()

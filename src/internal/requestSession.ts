@@ -1,0 +1,322 @@
+/**
+ * One request's session: the `HttpSession` service a handler yields, the
+ * end-of-request commit, and the cookie on the response. The state is a
+ * {@link RequestState.State} value; every change after the load is synchronous,
+ * hence atomic with respect to the request's other fibers.
+ *
+ * Everything here runs on every request, so it is one object with its
+ * methods on the prototype, and the paths of a request that only reads a
+ * cached session make as few Effect steps as possible.
+ */
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import type { Service } from "../HttpSession.js"
+import * as Session from "../Session.js"
+import type * as SessionCookie from "../SessionCookie.js"
+import type { SessionStoreError } from "../SessionError.js"
+import type { SessionStore } from "../SessionStore.js"
+import { HttpSessionEncodeError } from "./httpErrors.js"
+import type { Options } from "./httpOptions.js"
+import * as RequestState from "./requestState.js"
+
+/** A signed session id is 43 + 1 + 43 characters; anything much longer is not worth hashing. */
+const maxCookieLength = 128
+
+/**
+ * The per-request session. It implements the public service directly, so a
+ * request costs one allocation here, not one closure per operation.
+ *
+ * @internal
+ */
+export class RequestSession implements Service {
+  private state: RequestState.State = RequestState.unloaded
+  private incoming: Option.Option<SessionCookie.Verified> | undefined = undefined
+  private committed = false
+  private action: RequestState.CookieAction = RequestState.noCookie
+  /** Made on the first `id` of a new session only: two fibers must not create two sessions. */
+  private creating: Effect.Effect<string, SessionStoreError> | undefined = undefined
+  private readonly raw: string | undefined
+
+  constructor(
+    private readonly options: Options,
+    private readonly signer: SessionCookie.Signer,
+    private readonly store: SessionStore["Type"],
+    request: HttpServerRequest.HttpServerRequest,
+    /** Whether the app installed a tracer: spans cost more than a cache hit, so only then. */
+    private readonly traced: boolean
+  ) {
+    // `request.cookies` is typed as a full record, but the name may be absent or an inherited key
+    // such as "constructor".
+    const cookies = request.cookies
+    this.raw = Object.hasOwn(cookies, options.name) ? cookies[options.name] : undefined
+  }
+
+  // -------------------------------------------------------------------------
+  // The cookie
+  // -------------------------------------------------------------------------
+
+  /** The id the request's cookie carries, if its signature checks out. Verified at most once. */
+  private cookie(): Option.Option<SessionCookie.Verified> {
+    if (this.incoming === undefined) {
+      const raw = this.raw
+      this.incoming = typeof raw === "string" && raw.length <= maxCookieLength
+        ? Option.filter(this.signer.verify(raw), (v) => Session.isId(v.value))
+        : Option.none()
+    }
+    return this.incoming
+  }
+
+  // -------------------------------------------------------------------------
+  // Loading
+  // -------------------------------------------------------------------------
+
+  /**
+   * Reads the stored session named by the cookie. Two fibers of one request that load at once each
+   * read (a cache hit, usually); the first answer wins and the other is dropped. That needs no
+   * lock and no Deferred on the common path, and no fiber can wait on another that was interrupted.
+   */
+  private load(): Effect.Effect<RequestState.Loaded, SessionStoreError> {
+    const cookie = this.cookie()
+    if (Option.isNone(cookie)) return Effect.sync(() => this.settle(undefined))
+    return Effect.map(
+      this.traced
+        ? Effect.withSpan(this.store.retrieve(cookie.value.value), "HttpSession.load")
+        : this.store.retrieve(cookie.value.value),
+      (found) => this.settle(Option.getOrUndefined(found))
+    )
+  }
+
+  /** Installs what a load found, unless another fiber of the request already moved on (a destroy wins). */
+  private settle(found: Session.Session | undefined): RequestState.Loaded {
+    if (this.state._tag === "Unloaded") this.state = RequestState.loaded(found)
+    return this.state as RequestState.Loaded
+  }
+
+  /** Runs `f` on the loaded state, loading it first if needed. */
+  private withLoaded<A>(f: (state: RequestState.Loaded) => A): Effect.Effect<A, SessionStoreError> {
+    return Effect.suspend(() => {
+      const state = this.state
+      return state._tag === "Unloaded" ? Effect.map(this.load(), f) : Effect.succeed(f(state))
+    })
+  }
+
+  /** Moves the loaded state on, loading it first if needed. */
+  private update(f: (state: RequestState.Loaded) => RequestState.Loaded): Effect.Effect<void, SessionStoreError> {
+    return this.withLoaded((state) => {
+      this.state = f(state)
+    })
+  }
+
+  // -------------------------------------------------------------------------
+  // The service
+  // -------------------------------------------------------------------------
+
+  get id(): Effect.Effect<string, SessionStoreError> {
+    return Effect.flatMap(
+      this.withLoaded(RequestState.storedId),
+      (id) => id !== undefined ? Effect.succeed(id) : this.create()
+    )
+  }
+
+  get isNew(): Effect.Effect<boolean, SessionStoreError> {
+    return this.withLoaded((state) => state.isNew)
+  }
+
+  get data(): Effect.Effect<Session.SessionData, SessionStoreError> {
+    return this.withLoaded((state) => state.data)
+  }
+
+  // The operations are arrow properties, not prototype methods, so that a handler may destructure
+  // the service (`const { get } = yield* HttpSession`) as it can any Effect service.
+  readonly get = (key: string): Effect.Effect<Option.Option<unknown>, SessionStoreError> =>
+    this.withLoaded((state) => Object.hasOwn(state.data, key) ? Option.some(state.data[key]) : Option.none())
+
+  readonly set = (key: string, value: unknown): Effect.Effect<void, SessionStoreError | HttpSessionEncodeError> =>
+    Effect.flatMap(this.withLoaded(() => undefined), () => {
+      let encoded: string | undefined
+      try {
+        encoded = value === undefined ? undefined : JSON.stringify(value)
+      } catch (cause) {
+        return Effect.fail(new HttpSessionEncodeError({ field: key, detail: describe(cause) }))
+      }
+      const state = this.state as RequestState.Loaded
+      // What is read back now is what the next request will read: the JSON form, frozen.
+      this.state = RequestState.withData(
+        state,
+        encoded === undefined
+          ? omit(state.data, key)
+          : Object.freeze({ ...state.data, [key]: Session.deepFreeze(JSON.parse(encoded)) })
+      )
+      return Effect.void
+    })
+
+  readonly unset = (key: string): Effect.Effect<void, SessionStoreError> =>
+    this.update((state) => RequestState.withData(state, omit(state.data, key)))
+
+  readonly clear = (): Effect.Effect<void, SessionStoreError> =>
+    this.update((state) => RequestState.withData(state, RequestState.emptyData))
+
+  readonly regenerate = (): Effect.Effect<void, SessionStoreError> => this.update(RequestState.regenerated)
+
+  // No load: deleting needs only the id from the cookie.
+  readonly destroy = (): Effect.Effect<void, SessionStoreError> =>
+    Effect.sync(() => {
+      this.state = RequestState.destroyed(this.state, Option.getOrUndefined(this.cookie())?.value)
+    })
+
+  /** Saves a session that exists only in this request, so that its id is real. */
+  private create(): Effect.Effect<string, SessionStoreError> {
+    return this.creating ??= singleFlight(Effect.suspend(() => {
+      const state = this.state as RequestState.Loaded
+      const stored = RequestState.storedId(state)
+      if (stored !== undefined) return Effect.succeed(stored)
+      return Effect.map(this.store.create(state.data), (session) => {
+        this.state = RequestState.issued(this.state as RequestState.Loaded, session)
+        return session.id
+      })
+    }))
+  }
+
+  // -------------------------------------------------------------------------
+  // The end of the request
+  // -------------------------------------------------------------------------
+
+  /**
+   * Writes what changed and decides the cookie. Runs once, after the handler. Returns `undefined`
+   * when there is nothing to run, which is the case of every request that only read its session.
+   */
+  commit(): Effect.Effect<void, SessionStoreError> | undefined {
+    if (this.committed) return undefined
+    this.committed = true
+    const state = this.state
+    const rolling = this.options.rolling
+    if (state._tag === "Unloaded") {
+      // Untouched: nothing to write, but a rolling or rotated cookie is sent again. With one secret
+      // nothing can have rotated, so unless rolling needs it the signature is not even checked.
+      if (!rolling && this.options.secrets.length === 1) return undefined
+      const incoming = this.cookie()
+      if (Option.isNone(incoming)) return undefined
+      const id = incoming.value.value
+      this.action = RequestState.cookieFor({ _tag: "Kept", id }, incoming, true, rolling)
+      // A rolling cookie keeps its session alive too, though the handler never looked at it.
+      return rolling ? this.store.touch(id) : undefined
+    }
+    const plan = RequestState.plan(state, this.options.saveUninitialized)
+    if (plan.retired.length === 0 && plan.flush === undefined && plan.create === undefined) {
+      this.action = RequestState.cookieFor(plan.outcome, this.cookie(), this.raw !== undefined, rolling)
+      return undefined
+    }
+    return this.traced ? Effect.withSpan(this.write(plan), "HttpSession.commit") : this.write(plan)
+  }
+
+  private write(plan: RequestState.Plan): Effect.Effect<void, SessionStoreError> {
+    const store = this.store
+    const retire = Effect.forEach(plan.retired, (id) => store.destroy(id), { discard: true })
+    const save: Effect.Effect<RequestState.Outcome, SessionStoreError> = plan.create !== undefined
+      ? Effect.map(store.create(plan.create), (session): RequestState.Outcome => ({ _tag: "Issued", id: session.id }))
+      : plan.flush !== undefined && !Session.isEmpty(Session.diff(plan.flush))
+      ? Effect.as(store.flush(plan.flush), plan.outcome)
+      : Effect.succeed(plan.outcome)
+    return Effect.map(Effect.zipRight(retire, save), (outcome) => {
+      this.action = RequestState.cookieFor(outcome, this.cookie(), this.raw !== undefined, this.options.rolling)
+    })
+  }
+
+  /**
+   * The pre-response handler: puts the cookie on the final response, whether the app succeeded or
+   * its error was turned into a response. An arrow, so it can be registered without binding.
+   */
+  readonly respond = (
+    request: HttpServerRequest.HttpServerRequest,
+    response: HttpServerResponse.HttpServerResponse
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+    // Not committed yet means the middleware was passed to `serve` and runs around the sending of
+    // the response: commit here, or the cookie is lost.
+    if (!this.committed) {
+      const work = this.commit()
+      if (work !== undefined) return Effect.flatMap(Effect.orDie(work), () => this.withCookie(request, response))
+    }
+    return this.withCookie(request, response)
+  }
+
+  private withCookie(
+    request: HttpServerRequest.HttpServerRequest,
+    response: HttpServerResponse.HttpServerResponse
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    const action = this.action
+    if (action._tag === "None") return Effect.succeed(response)
+    const options = this.options
+    const attributes = {
+      path: options.path,
+      domain: options.domain,
+      httpOnly: options.httpOnly,
+      secure: options.secure === "auto" ? isHttps(request, options.trustProxy) : options.secure,
+      sameSite: options.sameSite
+    }
+    if (action._tag === "Expire") {
+      return Effect.succeed(HttpServerResponse.expireCookie(response, options.name, attributes))
+    }
+    const maxAge = options.maxAge === undefined ? this.store.expire : options.maxAge ?? undefined
+    // The name, domain and path were checked when the options were decoded and the value is
+    // base64url, so this cannot fail.
+    return Effect.orDie(HttpServerResponse.setCookie(response, options.name, this.signed(action.id), {
+      ...attributes,
+      maxAge: maxAge !== undefined && Duration.isFinite(maxAge) ? maxAge : undefined
+    }))
+  }
+
+  /** The signed cookie value for `id`: the incoming one when it is current, so no HMAC is needed. */
+  private signed(id: string): string {
+    const incoming = this.incoming
+    return incoming !== undefined && Option.isSome(incoming) && incoming.value.value === id &&
+        !incoming.value.rotated && this.raw !== undefined
+      ? this.raw
+      : this.signer.sign(id)
+  }
+}
+
+/**
+ * Runs `effect` once at a time: a caller that arrives while it runs waits for
+ * the same outcome instead of starting it again.
+ */
+const singleFlight = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+  let running = false
+  // Made only when a second caller actually has to wait.
+  let waiters: Deferred.Deferred<A, E> | undefined
+  return Effect.suspend(() => {
+    if (running) return Deferred.await(waiters ??= Deferred.unsafeMake<A, E>(FiberId.none))
+    running = true
+    return Effect.onExit(effect, (exit) => {
+      running = false
+      const waiting = waiters
+      waiters = undefined
+      return waiting === undefined ? Effect.void : Deferred.done(waiting, exit)
+    })
+  })
+}
+
+const omit = (data: Session.SessionData, key: string): Session.SessionData => {
+  if (!Object.hasOwn(data, key)) return data
+  const { [key]: _, ...rest } = data
+  return Object.freeze(rest)
+}
+
+const describe = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+const isHttps = (request: HttpServerRequest.HttpServerRequest, trustProxy: boolean): boolean => {
+  if (trustProxy) {
+    const forwarded = request.headers["x-forwarded-proto"]
+    if (forwarded !== undefined) return forwarded.split(",")[0]!.trim().toLowerCase() === "https"
+  }
+  const source = request.source
+  if (typeof Request !== "undefined" && source instanceof Request) return source.url.startsWith("https:")
+  // Node's IncomingMessage: a TLS socket says so.
+  return Predicate.hasProperty(source, "socket") && Predicate.hasProperty(source.socket, "encrypted") &&
+    source.socket.encrypted === true
+}

@@ -1,0 +1,194 @@
+/**
+ * The state of one request's session, as plain values and pure transitions,
+ * after scs's `status`: the request either has not looked at its session yet,
+ * holds it (stored or new), has moved it to a new id, or has destroyed it.
+ * Everything that must happen at the end of the request follows from the
+ * state alone (see {@link plan}), and so does the cookie (see {@link cookieFor}).
+ */
+import type * as Option from "effect/Option"
+import type * as Session from "../Session.js"
+import type * as SessionCookie from "../SessionCookie.js"
+
+/**
+ * - `Unloaded`: the handler has not touched the session; the cookie has not even been verified.
+ * - `Active`: the session the request works on. `base` is what the store holds (undefined while
+ *   the session exists only in this request); `issued` says the store made it during this request.
+ * - `Regenerated`: the data moves to a new id at commit (`regenerate()`, against fixation).
+ * - `Destroyed`: the session was deleted; data set afterwards starts a new one.
+ *
+ * `retired` lists the stored ids to delete at commit; `isNew` says the request came without a
+ * session that the store knew.
+ */
+export type State =
+  | { readonly _tag: "Unloaded" }
+  | {
+    readonly _tag: "Active"
+    readonly base: Session.Session | undefined
+    readonly data: Session.SessionData
+    readonly issued: boolean
+    readonly isNew: boolean
+    readonly retired: ReadonlyArray<string>
+  }
+  | {
+    readonly _tag: "Regenerated"
+    readonly data: Session.SessionData
+    readonly isNew: boolean
+    readonly retired: ReadonlyArray<string>
+  }
+  | {
+    readonly _tag: "Destroyed"
+    readonly data: Session.SessionData
+    readonly isNew: boolean
+    readonly retired: ReadonlyArray<string>
+  }
+
+/** A state in which the session has been looked at. */
+export type Loaded = Exclude<State, { readonly _tag: "Unloaded" }>
+
+/** The state of every request before its handler touches the session. */
+export const unloaded: State = { _tag: "Unloaded" }
+
+const noIds: ReadonlyArray<string> = []
+
+/** The frozen empty data of a new session. */
+export const emptyData: Session.SessionData = Object.freeze({})
+
+/** The store answered the load: `found` is the stored session, if the cookie named one. */
+export const loaded = (found: Session.Session | undefined): Loaded =>
+  found === undefined
+    ? { _tag: "Active", base: undefined, data: emptyData, issued: false, isNew: true, retired: noIds }
+    : { _tag: "Active", base: found, data: found.data, issued: false, isNew: false, retired: noIds }
+
+/** The data changed. */
+export const withData = (state: Loaded, data: Session.SessionData): Loaded =>
+  data === state.data ? state : { ...state, data }
+
+/** The store made `session` from this request's data (its id was asked for, or at commit). */
+export const issued = (state: Loaded, session: Session.Session): Loaded => ({
+  _tag: "Active",
+  base: session,
+  data: session.data,
+  issued: true,
+  isNew: state.isNew,
+  retired: state.retired
+})
+
+/** `regenerate()`: the data will be saved under a new id and the stored session deleted. */
+export const regenerated = (state: Loaded): Loaded => ({
+  _tag: "Regenerated",
+  data: state.data,
+  isNew: state.isNew,
+  retired: retire(state)
+})
+
+/**
+ * `destroy()`: the session is deleted and its data dropped. From `Unloaded`, the id comes from the
+ * verified cookie: deleting needs no load.
+ */
+export const destroyed = (state: State, cookieId: string | undefined): Loaded =>
+  state._tag === "Unloaded"
+    ? {
+      _tag: "Destroyed",
+      data: emptyData,
+      isNew: cookieId === undefined,
+      retired: cookieId === undefined ? noIds : [cookieId]
+    }
+    : { _tag: "Destroyed", data: emptyData, isNew: state.isNew, retired: retire(state) }
+
+const retire = (state: Loaded): ReadonlyArray<string> =>
+  state._tag === "Active" && state.base !== undefined ? [...state.retired, state.base.id] : state.retired
+
+/** The id the session has in the store, if it has one yet. */
+export const storedId = (state: Loaded): string | undefined => state._tag === "Active" ? state.base?.id : undefined
+
+/**
+ * What the client's cookie should say after the request:
+ * - `Kept`: the id it sent is still its session;
+ * - `Issued`: a new id, made during this request;
+ * - `Ended`: its session was destroyed and nothing replaced it;
+ * - `None`: it has no session, and had none.
+ */
+export type Outcome =
+  | { readonly _tag: "Kept"; readonly id: string }
+  | { readonly _tag: "Issued"; readonly id: string }
+  | { readonly _tag: "Ended" }
+  | { readonly _tag: "None" }
+
+/** What to send back: nothing, a signed id, or an expired cookie. */
+export type CookieAction =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Set"; readonly id: string }
+  | { readonly _tag: "Expire" }
+
+/** No Set-Cookie at all. */
+export const noCookie: CookieAction = { _tag: "None" }
+const ended: Outcome = { _tag: "Ended" }
+const none: Outcome = { _tag: "None" }
+
+/**
+ * The one rule for Set-Cookie. A new id is always sent. A kept id is sent again when `rolling`
+ * renews it on every response, or when it came signed with an older secret and must be re-signed.
+ * An ended session's cookie is expired, if the client sent one.
+ */
+export const cookieFor = (
+  outcome: Outcome,
+  incoming: Option.Option<SessionCookie.Verified>,
+  sentCookie: boolean,
+  rolling: boolean
+): CookieAction => {
+  switch (outcome._tag) {
+    case "Issued":
+      return { _tag: "Set", id: outcome.id }
+    case "Kept":
+      return rolling || (incoming._tag === "Some" && incoming.value.rotated && incoming.value.value === outcome.id)
+        ? { _tag: "Set", id: outcome.id }
+        : noCookie
+    case "Ended":
+      return sentCookie ? { _tag: "Expire" } : noCookie
+    case "None":
+      return noCookie
+  }
+}
+
+/** The writes that end a request, in order: deletions, then one flush or one create. */
+export interface Plan {
+  /** Stored sessions to delete first, so that a later failure never leaves two live copies of the data. */
+  readonly retired: ReadonlyArray<string>
+  /** The changed session to flush (only its changed fields are written). */
+  readonly flush: Session.Session | undefined
+  /** Data to save as a new session. */
+  readonly create: Session.SessionData | undefined
+  /** The outcome once the writes succeed; for `create`, the new id replaces the placeholder. */
+  readonly outcome: Outcome
+}
+
+const hasFields = (data: Session.SessionData): boolean => {
+  for (const _ in data) return true
+  return false
+}
+
+/**
+ * What a loaded request must write. `saveUninitialized` saves a new session even when the handler
+ * only read it. Untouched data keeps its identity, so a read-only request plans nothing at all.
+ */
+export const plan = (state: Loaded, saveUninitialized: boolean): Plan => {
+  switch (state._tag) {
+    case "Active": {
+      if (state.base !== undefined) {
+        const outcome: Outcome = state.issued
+          ? { _tag: "Issued", id: state.base.id }
+          : { _tag: "Kept", id: state.base.id }
+        const flush = state.data === state.base.data ? undefined : { ...state.base, data: state.data }
+        return { retired: state.retired, flush, create: undefined, outcome }
+      }
+      const save = hasFields(state.data) || saveUninitialized
+      return { retired: state.retired, flush: undefined, create: save ? state.data : undefined, outcome: none }
+    }
+    case "Regenerated":
+      return { retired: state.retired, flush: undefined, create: state.data, outcome: none }
+    case "Destroyed": {
+      const save = hasFields(state.data)
+      return { retired: state.retired, flush: undefined, create: save ? state.data : undefined, outcome: ended }
+    }
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The per-request state machine over HTTP: concurrent fibers of one request,
+ * a destroy racing a load, regenerate and destroy together, and error
+ * responses after each kind of change. The store is the in-memory backend
+ * wrapped to count and pause calls; HttpSession.test.ts runs the common
+ * behaviour on Redis too.
+ */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schema from "effect/Schema"
+import * as HttpSession from "../src/HttpSession.js"
+import * as SessionStore from "../src/SessionStore.js"
+import * as Http from "./support/http.js"
+
+const secret = "secret-for-state-tests-0123456789abcdef"
+
+class Teapot extends Schema.TaggedError<Teapot>()("Teapot", {}) {}
+
+const json = (body: unknown, status = 200) => HttpServerResponse.unsafeJson(body, { status })
+
+/** A memory store that counts calls and can hold `retrieve` until a test lets it go. */
+const makeStore = Effect.gen(function*() {
+  const inner = yield* SessionStore.makeMemory()
+  const calls = yield* Ref.make({ retrieve: 0, create: 0, flush: 0, destroy: 0 })
+  const entered = yield* Deferred.make<void>()
+  const gate = yield* Ref.make<Deferred.Deferred<void> | undefined>(undefined)
+  const count = (op: "retrieve" | "create" | "flush" | "destroy") =>
+    Ref.update(calls, (c) => ({ ...c, [op]: c[op] + 1 }))
+  const store: SessionStore.Service = {
+    ...inner,
+    retrieve: (id) =>
+      Effect.gen(function*() {
+        yield* count("retrieve")
+        const held = yield* Ref.get(gate)
+        if (held !== undefined) {
+          yield* Deferred.succeed(entered, undefined)
+          yield* Deferred.await(held)
+        }
+        return yield* inner.retrieve(id)
+      }),
+    create: (data) => Effect.zipRight(count("create"), inner.create(data)),
+    flush: (s) => Effect.zipRight(count("flush"), inner.flush(s)),
+    destroy: (id) => Effect.zipRight(count("destroy"), inner.destroy(id))
+  }
+  return { store, inner, calls: Ref.getAndSet(calls, { retrieve: 0, create: 0, flush: 0, destroy: 0 }), entered, gate }
+})
+
+const setup = Effect.gen(function*() {
+  const t = yield* makeStore
+  const session = HttpSession.HttpSession
+  const router = HttpRouter.empty.pipe(
+    HttpRouter.post("/seed", Effect.as(Effect.flatMap(session, (s) => s.set("a", 1)), json({ ok: true }))),
+    HttpRouter.get("/data", Effect.map(Effect.flatMap(session, (s) => s.data), (data) => json(data))),
+    // First access from four fibers at once.
+    HttpRouter.post(
+      "/concurrent",
+      Effect.gen(function*() {
+        const s = yield* session
+        const [a, , , isNew] = yield* Effect.all([s.get("a"), s.set("b", 2), s.data, s.isNew], {
+          concurrency: "unbounded"
+        })
+        return json({ a: Option.getOrNull(a), isNew })
+      })
+    ),
+    // Two fibers ask the id of a new session at once: one session must be made.
+    HttpRouter.post(
+      "/ids",
+      Effect.gen(function*() {
+        const s = yield* session
+        yield* s.set("x", 1)
+        const [one, two] = yield* Effect.all([s.id, s.id], { concurrency: "unbounded" })
+        return json({ same: one === two })
+      })
+    ),
+    // A destroy while another fiber's load is in flight: the destroy wins.
+    HttpRouter.post(
+      "/destroy-during-load",
+      Effect.gen(function*() {
+        const s = yield* session
+        const gate = yield* Deferred.make<void>()
+        yield* Ref.set(t.gate, gate)
+        const reader = yield* Effect.fork(s.get("a"))
+        yield* Deferred.await(t.entered)
+        yield* s.destroy()
+        yield* Ref.set(t.gate, undefined)
+        yield* Deferred.succeed(gate, undefined)
+        const read = yield* Fiber.join(reader)
+        return json({ read: Option.getOrNull(read), after: yield* s.data })
+      })
+    ),
+    HttpRouter.post(
+      "/regenerate-then-destroy",
+      Effect.gen(function*() {
+        const s = yield* session
+        yield* s.regenerate()
+        yield* s.destroy()
+        return json({ ok: true })
+      })
+    ),
+    HttpRouter.post("/set-then-fail", Effect.zipRight(Effect.flatMap(session, (s) => s.set("c", 3)), new Teapot())),
+    HttpRouter.post("/destroy-then-fail", Effect.zipRight(Effect.flatMap(session, (s) => s.destroy()), new Teapot())),
+    HttpRouter.post(
+      "/regenerate-then-fail",
+      Effect.zipRight(Effect.flatMap(session, (s) => s.regenerate()), new Teapot())
+    )
+  )
+  const middleware = yield* HttpSession.middleware({ secrets: [secret] })
+  const app = middleware(router).pipe(
+    Effect.catchTag("Teapot", () => Effect.succeed(json({ error: "Teapot" }, 418))),
+    Effect.provideService(SessionStore.SessionStore, t.store)
+  )
+  const url = yield* Http.serve(app)
+  const client = Http.makeClient(url)
+  const idOf = () => client.jar.get("sid")!.split(".")[0]!
+  const exists = (id: string) => Effect.map(Effect.orDie(t.inner.retrieve(id)), Option.isSome)
+  return { ...t, client, idOf, exists }
+})
+
+describe("HttpSession state machine over HTTP", () => {
+  it.scopedLive("concurrent fibers of one request share one loaded session, and its changes are saved", () =>
+    Effect.gen(function*() {
+      const t = yield* setup
+      yield* t.client.post("/seed")
+      const id = t.idOf()
+      yield* t.calls
+      const reply = yield* t.client.post("/concurrent")
+      expect(reply.body).toEqual({ a: 1, isNew: false })
+      // The session is not replaced: the same id, both fields stored, one flush.
+      expect(reply.setCookies).toEqual([])
+      expect((yield* t.client.get("/data")).body).toEqual({ a: 1, b: 2 })
+      const calls = yield* t.calls
+      expect(calls).toMatchObject({ create: 0, destroy: 0 })
+      expect(t.idOf()).toBe(id)
+    }))
+
+  it.scopedLive("two fibers asking the id of a new session make one session", () =>
+    Effect.gen(function*() {
+      const t = yield* setup
+      const reply = yield* t.client.post("/ids")
+      expect(reply.body).toEqual({ same: true })
+      expect((yield* t.calls).create).toBe(1)
+      expect(reply.setCookies).toHaveLength(1)
+      expect((yield* t.client.get("/data")).body).toEqual({ x: 1 })
+    }))
+
+  it.scopedLive("a destroy while another fiber's load is in flight wins: the load's answer is dropped", () =>
+    Effect.gen(function*() {
+      const t = yield* setup
+      yield* t.client.post("/seed")
+      const id = t.idOf()
+      const reply = yield* t.client.post("/destroy-during-load")
+      expect(reply.body).toEqual({ read: null, after: {} })
+      expect(yield* t.exists(id)).toBe(false)
+      expect(reply.setCookies).toHaveLength(1)
+      expect(t.client.jar.has("sid")).toBe(false)
+    }))
+
+  it.scopedLive("regenerate then destroy: both the old and the would-be new session are gone", () =>
+    Effect.gen(function*() {
+      const t = yield* setup
+      yield* t.client.post("/seed")
+      const id = t.idOf()
+      yield* t.calls
+      const reply = yield* t.client.post("/regenerate-then-destroy")
+      expect(reply.status).toBe(200)
+      expect(yield* t.exists(id)).toBe(false)
+      expect((yield* t.calls).create).toBe(0)
+      expect(t.client.jar.has("sid")).toBe(false)
+    }))
+
+  it.scopedLive("error responses: a set is saved, a destroy expires the cookie, a regenerate moves the session", () =>
+    Effect.gen(function*() {
+      const t = yield* setup
+      yield* t.client.post("/seed")
+      const first = t.idOf()
+
+      const set = yield* t.client.post("/set-then-fail")
+      expect(set.status).toBe(418)
+      expect((yield* t.client.get("/data")).body).toEqual({ a: 1, c: 3 })
+
+      const regenerated = yield* t.client.post("/regenerate-then-fail")
+      expect(regenerated.status).toBe(418)
+      expect(regenerated.setCookies).toHaveLength(1)
+      expect(t.idOf()).not.toBe(first)
+      expect(yield* t.exists(first)).toBe(false)
+      expect((yield* t.client.get("/data")).body).toEqual({ a: 1, c: 3 })
+
+      const second = t.idOf()
+      const destroyed = yield* t.client.post("/destroy-then-fail")
+      expect(destroyed.status).toBe(418)
+      expect(yield* t.exists(second)).toBe(false)
+      expect(t.client.jar.has("sid")).toBe(false)
+    }))
+
+  it.scopedLive("a request that only reads a cached session writes nothing and signs nothing", () =>
+    Effect.gen(function*() {
+      const t = yield* setup
+      yield* t.client.post("/seed")
+      yield* t.calls
+      const reply = yield* t.client.get("/data")
+      expect(reply.body).toEqual({ a: 1 })
+      expect(reply.setCookies).toEqual([])
+      expect(yield* t.calls).toEqual({ retrieve: 1, create: 0, flush: 0, destroy: 0 })
+    }))
+})
