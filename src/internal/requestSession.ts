@@ -217,13 +217,15 @@ export class RequestSession implements Service {
 
   private write(plan: RequestState.Plan): Effect.Effect<void, SessionStoreError> {
     const store = this.store
-    const retire = Effect.forEach(plan.retired, (id) => store.destroy(id), { discard: true })
     const save: Effect.Effect<RequestState.Outcome, SessionStoreError> = plan.create !== undefined
       ? Effect.map(store.create(plan.create), (session): RequestState.Outcome => ({ _tag: "Issued", id: session.id }))
       : plan.flush !== undefined && !Session.isEmpty(Session.diff(plan.flush))
       ? Effect.as(store.flush(plan.flush), plan.outcome)
       : Effect.succeed(plan.outcome)
-    return Effect.map(Effect.zipRight(retire, save), (outcome) => {
+    const writes = plan.retired.length === 0
+      ? save
+      : Effect.zipRight(Effect.forEach(plan.retired, (id) => store.destroy(id), { discard: true }), save)
+    return Effect.map(writes, (outcome) => {
       this.action = RequestState.cookieFor(outcome, this.cookie(), this.raw !== undefined, this.options.rolling)
     })
   }
