@@ -13,12 +13,12 @@ import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as memoryStore from "./internal/memoryStore.js"
+import * as promiseStore from "./internal/promiseStore.js"
 import * as redisStore from "./internal/redisStore.js"
 import type { Session, SessionData } from "./Session.js"
 import type * as SessionCache from "./SessionCache.js"
 import * as SessionConfig from "./SessionConfig.js"
-import type { RedisConnectionError } from "./SessionError.js"
-import type { SessionStoreError } from "./SessionError.js"
+import type { RedisConnectionError, SessionStoreError } from "./SessionError.js"
 
 /**
  * The operations of a session store. Every operation fails only with a
@@ -132,3 +132,55 @@ export const layerConfig = (
   config: Config.Config<SessionConfig.SessionConfig> = SessionConfig.config
 ): Layer.Layer<SessionStore, ConfigError.ConfigError | RedisConnectionError> =>
   Layer.scoped(SessionStore, Effect.flatMap(config, make))
+
+/**
+ * The store for async code that is not written with Effect: the same
+ * operations, returning Promises. A failed operation rejects with its typed
+ * error itself (`RedisConnectionError`, `RedisCommandError`, ...), so
+ * `instanceof` and `_tag` work in a `catch`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Async {
+  /** `"redis"` or `"memory"`. */
+  readonly backend: "redis" | "memory"
+  /** Makes a session with a new random id and writes it at once. */
+  readonly create: (data?: SessionData) => Promise<Session>
+  /** Reads a session; `undefined` when absent or expired. Refreshes its lifetime. */
+  readonly retrieve: (id: string) => Promise<Session | undefined>
+  /** Writes the fields that changed since the session was read, and refreshes its lifetime. */
+  readonly flush: (session: Session) => Promise<void>
+  /** Removes a session from the store and from every instance's cache. */
+  readonly destroy: (id: string) => Promise<void>
+  /** Refreshes a session's lifetime without rewriting its data. */
+  readonly touch: (id: string) => Promise<void>
+  /** The Effect service underneath, to hand to Effect code that shares this store. */
+  readonly store: Service
+  /** Closes the connections (QUIT). Calling it again returns the same Promise. */
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Opens a Redis-backed store for async code: decodes the settings, connects
+ * and PINGs, once. Rejects with `SessionConfigError` naming a rejected setting,
+ * or `RedisConnectionError`. Call `close()` at shutdown.
+ *
+ * ```ts
+ * const store = await SessionStore.open({ server: "127.0.0.1:6379" })
+ * const session = await store.create({ cart: [] })
+ * await store.close()
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const open = (settings: SessionConfig.Input): Promise<Async> => promiseStore.open(layer(settings))
+
+/**
+ * Opens an in-memory store for async code (development and tests); see {@link open}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const openMemory = (options?: MemoryOptions): Promise<Async> => promiseStore.open(layerMemory(options))
