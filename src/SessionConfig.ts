@@ -79,7 +79,7 @@ const NonNegativeInt = (what: string) =>
  * - `enabled`: keep recently used sessions in memory (default true).
  * - `capacity`: the most sessions kept; the least recently used goes first (default 10 000).
  * - `tracking`: keep the cache coherent with Redis server-assisted invalidation (default true).
- * - `maxStaleness`: where tracking is off or unavailable, how long an entry may be served without asking Redis (default 1 s; a number means milliseconds).
+ * - `maxStaleness`: where tracking is off or unavailable, how long an entry may be served without asking Redis (default 1 s; a number means milliseconds; rounded up to whole milliseconds, at most 10^15 ms).
  *
  * @since 0.1.0
  * @category schemas
@@ -96,11 +96,16 @@ export const CacheSettings = Schema.Struct({
  * Redis is; everything else has a default.
  *
  * - `server`: `"host:port"`; `sock`: a unix socket path; `url`: `redis://` or `rediss://` (TLS).
- * - `password` (a string is wrapped in `Redacted`), `username` (Redis ACL user), `database` (default 0).
+ * - `password` (a string is wrapped in `Redacted`; never printed, not even in errors), `username` (Redis ACL
+ *   user), `database` (default 0; one the server does not have fails the layer when it connects, naming `database`).
  * - `expire`: the sliding session lifetime (default 900 s; a number means seconds, as in Dancer::Session::Redis).
+ *   At most 10^15 ms, so that expiry times stay exact integers in JavaScript and in range for PEXPIRE.
  * - `debug`: log every Redis interaction to stderr, without secrets (default false).
  * - `prefix`: the key prefix (default `"session:"`).
  * - `connectTimeout` (default 5 s), `commandTimeout` (default 2 s): numbers mean milliseconds, as in ioredis.
+ *   At most 2^31 − 1 ms (about 24.8 days), Node's longest timer; the socket timeout derived from
+ *   `commandTimeout` (twice it) is capped there too.
+ * - Every duration is rounded up to whole milliseconds, which is what Redis and Node's timers count.
  * - `autoPipelining`: let ioredis batch the commands of concurrent operations into one write (default true).
  *   Turn it off to shave the one event-loop turn each command then waits, when operations rarely overlap.
  * - `cache`: see {@link CacheSettings}.
@@ -114,6 +119,7 @@ export const SessionConfig = Schema.Struct({
   url: Schema.optional(RedisUrl),
   username: Schema.optional(Schema.NonEmptyString),
   password: Schema.optional(Password),
+  // The server says how many databases it has; it is asked when the store connects.
   database: Schema.optionalWith(NonNegativeInt("a database number"), { default: () => 0 }),
   expire: Schema.optionalWith(lifetime("seconds"), { default: () => Duration.seconds(900) }),
   debug: Schema.optionalWith(Schema.Boolean, { default: () => false }),

@@ -45,6 +45,42 @@ describe("database", () => {
       expect(String(error)).toContain("DATABASE")
     }).pipe(RedisServer.hangGuard(20_000, "REDIS_SESSION_DATABASE=4")))
 
+  it.scopedLive("a SELECT refused on reconnect: calls fail with RedisConnectionError, nothing lands in database 0", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const admin = server.client()
+      yield* Effect.promise(() => admin.call("ACL", "SETUSER", "app", "on", ">app-pw", "~*", "&*", "+@all"))
+      const store = yield* build({
+        server: server.server,
+        username: "app",
+        password: "app-pw",
+        database: 3,
+        connectTimeout: 1000,
+        commandTimeout: 10_000
+      })
+      yield* store.create({ before: true })
+      // Reconnects may no longer SELECT (as after a restart with fewer databases).
+      yield* Effect.promise(() => admin.call("ACL", "SETUSER", "app", "-select"))
+      yield* Effect.promise(() => admin.call("CLIENT", "KILL", "USER", "app"))
+      const error = yield* RedisServer.eventually(
+        Effect.flatMap(
+          Effect.flip(store.create({ during: true })),
+          (error) =>
+            error._tag === "RedisConnectionError" && /select/i.test(error.message)
+              ? Effect.succeed(error)
+              : Effect.fail(error)
+        ),
+        { timeoutMs: 20_000, intervalMs: 10 }
+      )
+      expect(error._tag).toBe("RedisConnectionError")
+      expect(yield* Effect.promise(() => admin.dbsize())).toBe(0)
+      // Once SELECT works again, the store recovers on its own, in its own database.
+      yield* Effect.promise(() => admin.call("ACL", "SETUSER", "app", "+select"))
+      const after = yield* RedisServer.eventually(store.create({ after: true }), { timeoutMs: 20_000, intervalMs: 25 })
+      expect(yield* Effect.promise(() => server.client({ db: 3 }).exists(`session:${after.id}`))).toBe(1)
+      expect(yield* Effect.promise(() => admin.dbsize())).toBe(0)
+    }).pipe(RedisServer.hangGuard(40_000, "SELECT refused on reconnect")))
+
   it.scopedLive("the highest database the server has is used, not database 0", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.scoped({ args: ["--databases", "4"] })
