@@ -6,15 +6,19 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as HashSet from "effect/HashSet"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { Redis as IORedis, type RedisOptions, ReplyError } from "ioredis"
+import { Redis as IORedis, type RedisOptions } from "ioredis"
+import * as Redact from "./internal/redact.js"
+import { maxTimerMillis } from "./internal/schema.js"
 import type { SessionConfig } from "./SessionConfig.js"
-import { type ConnectionReason, RedisCommandError, RedisConnectionError } from "./SessionError.js"
+import { type ConnectionReason, RedisCommandError, RedisConnectionError, SessionConfigError } from "./SessionError.js"
 
 /**
  * The ioredis options this library sets. `replyMapping` is left out: ioredis
@@ -67,7 +71,8 @@ export interface MakeOptions {
  * Builds the ioredis options from the settings. Timeouts are bounded so that
  * a command issued while Redis is down fails within `commandTimeout` instead
  * of ioredis's default of over a minute, and reconnection backs off to at
- * most one second so that service resumes quickly once Redis is back.
+ * most one second so that service resumes quickly once Redis is back. Every
+ * timer fits Node's (at most 2^31 − 1 ms; a longer one would fire at once).
  *
  * @since 0.1.0
  * @category constructors
@@ -86,7 +91,7 @@ export const options = (config: SessionConfig, name: string): Options => {
     connectTimeout: Duration.toMillis(config.connectTimeout),
     commandTimeout,
     // A server that accepts but never answers is caught here; connectTimeout covers only the TCP connect.
-    socketTimeout: commandTimeout * 2,
+    socketTimeout: Math.min(commandTimeout * 2, maxTimerMillis),
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
     enableAutoPipelining: config.autoPipelining,
@@ -94,11 +99,12 @@ export const options = (config: SessionConfig, name: string): Options => {
   }
 }
 
+// Works on the sanitized copy (see Redact.error), so it looks at names, not classes.
 const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   if (!(cause instanceof Error)) return undefined
   const message = cause.message
   if (/^(WRONGPASS|NOAUTH)\b/.test(message)) return "Authentication"
-  if (cause instanceof ReplyError) return undefined
+  if (cause.name === "ReplyError") return undefined
   if (cause.name === "MaxRetriesPerRequestError") return "Closed"
   const code = (cause as NodeJS.ErrnoException).code
   if (code === "ECONNREFUSED" || code === "ENOENT") return "Refused"
@@ -110,17 +116,37 @@ const reasonOf = (cause: unknown): ConnectionReason | undefined => {
 /**
  * Maps an ioredis failure to a typed error: reply errors (WRONGTYPE, OOM, ...)
  * become `RedisCommandError`, everything about the transport and
- * authentication becomes `RedisConnectionError` with a reason.
+ * authentication becomes `RedisConnectionError` with a reason. The error
+ * keeps only the failure's name, message and code, with `secrets` (and any
+ * url credentials) removed: never the ioredis error itself, whose
+ * `command.args` may hold `AUTH user <password>` or session values.
  *
  * @since 0.1.0
  * @category errors
  */
-export const toError = (method: string, command: string, cause: unknown): RedisConnectionError | RedisCommandError => {
-  const reason = reasonOf(cause)
+export const toError = (
+  method: string,
+  command: string,
+  cause: unknown,
+  secrets: ReadonlyArray<string> = []
+): RedisConnectionError | RedisCommandError => {
+  const clean = Redact.error(cause, secrets)
+  const reason = reasonOf(clean)
   return reason === undefined
-    ? new RedisCommandError({ method, command, cause })
-    : new RedisConnectionError({ method, reason, cause })
+    ? new RedisCommandError({ method, command, cause: clean })
+    : new RedisConnectionError({ method, reason, cause: clean })
 }
+
+/**
+ * The secrets that the settings hold, to be kept out of every error.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const secretsOf = (config: SessionConfig): ReadonlyArray<string> => [
+  ...(config.password === undefined ? [] : [Redacted.value(config.password)]),
+  ...Redact.secretsOfUrl(config.url)
+]
 
 /**
  * ioredis bounds each command with `commandTimeout`; this guard only makes a
@@ -152,10 +178,23 @@ const makeDebug = (enabled: boolean, name: string) =>
       )
     : (_message: string): Effect.Effect<void> => Effect.void
 
+/** ioredis keeps the failed command on a reply error; a failed handshake SELECT means a missing database. */
+const isSelectFailure = (error: unknown): boolean =>
+  error instanceof Error && error.name === "ReplyError" &&
+  (error as { readonly command?: { readonly name?: unknown } }).command?.name === "select"
+
 /**
  * Connects to Redis as the settings say, PINGs, and closes the connection
  * (QUIT) when the scope closes. Fails with `RedisConnectionError` within
- * `connectTimeout` when Redis cannot be reached or rejects the credentials.
+ * `connectTimeout` when Redis cannot be reached or rejects the credentials,
+ * and with a `SessionConfigError` naming `database` when the server has no
+ * such database.
+ *
+ * While the connection is known to be down (closed, reconnecting, or its last
+ * command timed out), {@link Connection.run} fails at once with
+ * `RedisConnectionError` instead of queueing the command for up to
+ * `commandTimeout`; it lets commands through again as soon as a new
+ * connection is being set up or ready.
  *
  * @since 0.1.0
  * @category constructors
@@ -163,9 +202,10 @@ const makeDebug = (enabled: boolean, name: string) =>
 export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptions: MakeOptions = {}) {
   const name = makeOptions.name ?? "effect-session-redis"
   const debug = makeDebug(config.debug, name)
+  const secrets = secretsOf(config)
   const redisOptions: Options = { ...options(config, name), ...makeOptions.overrides }
-  const commandBound = Duration.sum(config.commandTimeout, Duration.millis(250))
-  const commandBoundMillis = Duration.toMillis(commandBound)
+  const commandBoundMillis = Math.min(Duration.toMillis(config.commandTimeout) + 250, maxTimerMillis)
+  const commandBound = Duration.millis(commandBoundMillis)
 
   const client = yield* Effect.acquireRelease(
     Effect.sync(() => config.url === undefined ? new IORedis(redisOptions) : new IORedis(config.url, redisOptions)),
@@ -179,14 +219,36 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
       )
   )
 
-  // ioredis reports connection trouble as events; without a listener it prints them. We keep the last
-  // one, because a failed connect() rejects only with "Connection is closed." and hides the reason.
-  let lastError: unknown = undefined
+  // What the store knows about the connection, from ioredis's events. ioredis reports connection
+  // trouble only as events (without a listener it prints them), and a failed connect() rejects with
+  // just "Connection is closed.", so the last error is kept, sanitized: ioredis's own error objects
+  // hold the AUTH arguments.
+  let lastError: Error | undefined = undefined
+  // The last command timed out: the server may be hung with its socket open, where no event comes.
+  let unresponsive = false
+  // This connection's handshake SELECT failed: it is on database 0, not ours, and must not be used.
+  let wrongDatabase: Error | undefined = undefined
+  // The same, sticky, for the first connect: the layer fails naming `database`.
+  let databaseRejected: Error | undefined = undefined
+  // Dropping the socket makes ioredis reconnect (and SELECT again) with its backoff.
+  const dropSocket = () => client.stream?.destroy()
+
   client.on("error", (error: unknown) => {
-    lastError = error
-    if (config.debug) {
-      Effect.runFork(debug(`connection error: ${error instanceof Error ? error.message : String(error)}`))
+    lastError = Redact.error(error, secrets)
+    if (isSelectFailure(error)) {
+      wrongDatabase = lastError
+      databaseRejected = lastError
+      dropSocket()
     }
+    if (reasonOf(lastError) === "Timeout") unresponsive = true
+    if (config.debug) Effect.runFork(debug(`connection error: ${lastError?.message ?? ""}`))
+  })
+  // A new handshake starts: its SELECT has yet to answer.
+  client.on("connect", () => (wrongDatabase = undefined))
+  client.on("ready", () => {
+    if (wrongDatabase !== undefined) return
+    unresponsive = false
+    lastError = undefined
   })
   if (config.debug) {
     for (const event of ["ready", "close", "reconnecting", "end"] as const) {
@@ -194,33 +256,71 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     }
   }
 
-  yield* Effect.tryPromise({
+  const connectError = (cause: unknown) =>
+    new RedisConnectionError({
+      method: "connect",
+      reason: reasonOf(lastError ?? Redact.error(cause, secrets)) ?? "Unknown",
+      cause: lastError ?? Redact.error(cause, secrets)
+    })
+
+  const attempt = yield* Effect.tryPromise({
     try: () => client.connect().then(() => client.ping()),
-    catch: (cause) => cause
+    catch: connectError
   }).pipe(
     Effect.timeoutFail({
       duration: config.connectTimeout,
       onTimeout: () => new RedisConnectionError({ method: "connect", reason: "Timeout", cause: lastError })
     }),
-    Effect.mapError((cause) =>
-      cause instanceof RedisConnectionError
-        ? cause
-        : new RedisConnectionError({
-          method: "connect",
-          reason: reasonOf(lastError ?? cause) ?? "Unknown",
-          cause: lastError ?? cause
-        })
-    ),
-    Effect.tapError((error) =>
-      Effect.zipRight(Effect.sync(() => client.disconnect()), debug(`connect failed: ${error.reason}`))
-    ),
-    Effect.tap(() => debug("connected"))
+    Effect.either
   )
+  // ioredis only reports a failed SELECT as an event, and then carries on in database 0: the PING
+  // succeeds, or the connect fails with "Connection is closed." once we drop the socket.
+  const failure = databaseRejected !== undefined
+    ? new SessionConfigError({
+      field: "database",
+      detail: `Expected a database this server has, got ${config.database} (SELECT answered: ${
+        (databaseRejected as Error).message
+      })`
+    })
+    : Either.getLeft(attempt).pipe(Option.getOrUndefined)
+  if (failure !== undefined) {
+    client.disconnect()
+    yield* debug(`connect failed: ${failure._tag === "RedisConnectionError" ? failure.reason : failure.message}`)
+    return yield* Effect.fail(failure)
+  }
+  yield* debug("connected")
+
+  // Fail fast while the connection is known to be down: otherwise ioredis queues the command until
+  // it reconnects or `commandTimeout` passes, and every caller waits that long during an outage. A
+  // connection in its handshake ("connect") takes commands: it is usually ready within a round trip,
+  // and the command is sent as soon as it is. The status is read synchronously: ioredis emits its
+  // events a tick after changing it.
+  const unavailable = (method: string): RedisConnectionError | undefined => {
+    const status = client.status
+    const usable = (status === "ready" || status === "connect") && !unresponsive && wrongDatabase === undefined
+    if (usable) return undefined
+    const reason = unresponsive ? "Timeout" : wrongDatabase !== undefined ? "Closed" : reasonOf(lastError) ?? "Closed"
+    return new RedisConnectionError({ method, reason, cause: lastError ?? new Error(`connection is ${status}`) })
+  }
+
+  const onFailure = (method: string, command: string) => (cause: unknown) => {
+    const error = toError(method, command, cause, secrets)
+    if (error._tag === "RedisConnectionError" && error.reason === "Timeout" && client.status === "ready") {
+      // No event reports a hung server; stop sending to it, and let ioredis reconnect.
+      unresponsive = true
+      lastError = error.cause instanceof Error ? error.cause : lastError
+      dropSocket()
+    }
+    return error
+  }
 
   const run = <A>(method: string, command: string, key: string, f: (client: IORedis) => Promise<A>) => {
-    const call = Effect.tryPromise({
-      try: () => bounded(f(client), commandBoundMillis, command),
-      catch: (cause) => toError(method, command, cause)
+    const call = Effect.suspend(() => {
+      const down = unavailable(method)
+      return down !== undefined ? Effect.fail(down) : Effect.tryPromise({
+        try: () => bounded(f(client), commandBoundMillis, command),
+        catch: onFailure(method, command)
+      })
     })
     if (!config.debug) return call
     const started = performance.now()
@@ -239,4 +339,4 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
 }) satisfies (
   config: SessionConfig,
   options?: MakeOptions
-) => Effect.Effect<Connection, RedisConnectionError, Scope.Scope>
+) => Effect.Effect<Connection, RedisConnectionError | SessionConfigError, Scope.Scope>

@@ -13,6 +13,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as Redact from "./internal/redact.js"
 import * as InternalSchema from "./internal/schema.js"
 import type { SessionConfigError } from "./SessionError.js"
 
@@ -36,7 +37,7 @@ export const Server = Schema.transformOrFail(
           new ParseResult.Type(
             ast,
             input,
-            `Expected "host:port" with a port from 1 to 65535, got ${JSON.stringify(input)}`
+            `Expected "host:port" with a port from 1 to 65535, got ${JSON.stringify(Redact.url(input))}`
           )
         )
         : ParseResult.succeed({ host: match[1] ?? match[2]!, port })
@@ -47,11 +48,23 @@ export const Server = Schema.transformOrFail(
 
 const RedisUrl = Schema.String.pipe(
   Schema.filter((s) => /^rediss?:\/\/[^\s]*$/.test(s) && URL.canParse(s), {
-    message: (issue) => `Expected a redis:// or rediss:// url, got ${JSON.stringify(issue.actual)}`
+    message: (issue) => `Expected a redis:// or rediss:// url, got ${JSON.stringify(Redact.url(String(issue.actual)))}`
   })
 )
 
 const Password = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String))
+
+// Lifetimes go to PEXPIRE and into `now + lifetime` arithmetic; timeouts go to Node timers.
+const lifetime = (unit: "seconds" | "millis") =>
+  InternalSchema.durationInput(unit, {
+    maxMillis: InternalSchema.maxLifetimeMillis,
+    limit: "beyond it, expiry times overflow"
+  })
+
+const timeout = InternalSchema.durationInput("millis", {
+  maxMillis: InternalSchema.maxTimerMillis,
+  limit: "2^31 − 1 ms, about 24.8 days: Node's timers overflow beyond it"
+})
 
 const NonNegativeInt = (what: string) =>
   Schema.Number.pipe(
@@ -66,7 +79,7 @@ const NonNegativeInt = (what: string) =>
  * - `enabled`: keep recently used sessions in memory (default true).
  * - `capacity`: the most sessions kept; the least recently used goes first (default 10 000).
  * - `tracking`: keep the cache coherent with Redis server-assisted invalidation (default true).
- * - `maxStaleness`: where tracking is off or unavailable, how long an entry may be served without asking Redis (default 1 s; a number means milliseconds).
+ * - `maxStaleness`: where tracking is off or unavailable, how long an entry may be served without asking Redis (default 1 s; a number means milliseconds; rounded up to whole milliseconds, at most 10^15 ms).
  *
  * @since 0.1.0
  * @category schemas
@@ -75,7 +88,7 @@ export const CacheSettings = Schema.Struct({
   enabled: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   capacity: Schema.optionalWith(NonNegativeInt("a capacity"), { default: () => 10_000 }),
   tracking: Schema.optionalWith(Schema.Boolean, { default: () => true }),
-  maxStaleness: Schema.optionalWith(InternalSchema.durationInput("millis"), { default: () => Duration.seconds(1) })
+  maxStaleness: Schema.optionalWith(lifetime("millis"), { default: () => Duration.seconds(1) })
 })
 
 /**
@@ -83,11 +96,16 @@ export const CacheSettings = Schema.Struct({
  * Redis is; everything else has a default.
  *
  * - `server`: `"host:port"`; `sock`: a unix socket path; `url`: `redis://` or `rediss://` (TLS).
- * - `password` (a string is wrapped in `Redacted`), `username` (Redis ACL user), `database` (default 0).
+ * - `password` (a string is wrapped in `Redacted`; never printed, not even in errors), `username` (Redis ACL
+ *   user), `database` (default 0; one the server does not have fails the layer when it connects, naming `database`).
  * - `expire`: the sliding session lifetime (default 900 s; a number means seconds, as in Dancer::Session::Redis).
+ *   At most 10^15 ms, so that expiry times stay exact integers in JavaScript and in range for PEXPIRE.
  * - `debug`: log every Redis interaction to stderr, without secrets (default false).
  * - `prefix`: the key prefix (default `"session:"`).
  * - `connectTimeout` (default 5 s), `commandTimeout` (default 2 s): numbers mean milliseconds, as in ioredis.
+ *   At most 2^31 − 1 ms (about 24.8 days), Node's longest timer; the socket timeout derived from
+ *   `commandTimeout` (twice it) is capped there too.
+ * - Every duration is rounded up to whole milliseconds, which is what Redis and Node's timers count.
  * - `autoPipelining`: let ioredis batch the commands of concurrent operations into one write (default true).
  *   Turn it off to shave the one event-loop turn each command then waits, when operations rarely overlap.
  * - `cache`: see {@link CacheSettings}.
@@ -101,12 +119,13 @@ export const SessionConfig = Schema.Struct({
   url: Schema.optional(RedisUrl),
   username: Schema.optional(Schema.NonEmptyString),
   password: Schema.optional(Password),
+  // The server says how many databases it has; it is asked when the store connects.
   database: Schema.optionalWith(NonNegativeInt("a database number"), { default: () => 0 }),
-  expire: Schema.optionalWith(InternalSchema.durationInput("seconds"), { default: () => Duration.seconds(900) }),
+  expire: Schema.optionalWith(lifetime("seconds"), { default: () => Duration.seconds(900) }),
   debug: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   prefix: Schema.optionalWith(Schema.NonEmptyString, { default: () => "session:" }),
-  connectTimeout: Schema.optionalWith(InternalSchema.durationInput("millis"), { default: () => Duration.seconds(5) }),
-  commandTimeout: Schema.optionalWith(InternalSchema.durationInput("millis"), { default: () => Duration.seconds(2) }),
+  connectTimeout: Schema.optionalWith(timeout, { default: () => Duration.seconds(5) }),
+  commandTimeout: Schema.optionalWith(timeout, { default: () => Duration.seconds(2) }),
   autoPipelining: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   cache: Schema.optionalWith(CacheSettings, { default: () => Schema.decodeSync(CacheSettings)({}) })
 }).pipe(
@@ -173,24 +192,7 @@ export const decode = (input: unknown): Effect.Effect<SessionConfig, SessionConf
  */
 export const decodeSync = (input: unknown): SessionConfig => Either.getOrThrowWith(decodeInput(input), (e) => e)
 
-const configKeys = {
-  server: "SERVER",
-  sock: "SOCK",
-  url: "URL",
-  username: "USERNAME",
-  password: "PASSWORD",
-  database: "DATABASE",
-  expire: "EXPIRE",
-  debug: "DEBUG",
-  prefix: "PREFIX",
-  connectTimeout: "CONNECT_TIMEOUT",
-  commandTimeout: "COMMAND_TIMEOUT",
-  autoPipelining: "AUTO_PIPELINING",
-  "cache.enabled": "CACHE_ENABLED",
-  "cache.capacity": "CACHE_CAPACITY",
-  "cache.tracking": "CACHE_TRACKING",
-  "cache.maxStaleness": "CACHE_MAX_STALENESS"
-} as const
+const configKeys = InternalSchema.configKeys
 
 const optionalString = (name: string) => Config.option(Config.string(name))
 
@@ -239,7 +241,9 @@ export const configWithPrefix = (prefix: string = "REDIS_SESSION"): Config.Confi
         return ConfigError.InvalidData([name], detail)
       })
     }),
-    Config.nested(prefix)
+    Config.nested(prefix),
+    // So that a setting only the server can reject (the database) is reported under its variable.
+    Config.map((config) => InternalSchema.rememberPrefix(config, prefix))
   )
 
 /**

@@ -41,7 +41,10 @@ export type ConnectionReason = typeof ConnectionReason.Type
 
 /**
  * Redis could not be reached, or the connection could not be used.
- * Retrying later can succeed: the connection reconnects by itself.
+ * Retrying later can succeed: the connection reconnects by itself. While the
+ * store knows Redis is down, it fails this way at once, without waiting for
+ * the command timeout. `cause` keeps only the underlying failure's name,
+ * message and code, with any password removed.
  *
  * @since 0.1.0
  * @category errors
@@ -68,7 +71,8 @@ export class RedisConnectionError extends Schema.TaggedError<RedisConnectionErro
 
 /**
  * Redis answered a command with an error reply (WRONGTYPE, OOM, READONLY, ...).
- * The connection is fine; the command itself was refused.
+ * The connection is fine; the command itself was refused. `cause` keeps only
+ * the reply's name, message and code, never the command's arguments.
  *
  * @since 0.1.0
  * @category errors
@@ -123,7 +127,8 @@ export class SessionDecodeError extends Schema.TaggedError<SessionDecodeError>(
 
 /**
  * A setting was rejected. `field` is its path, such as `"database"` or
- * `"cache.capacity"`; the message says what was expected.
+ * `"cache.capacity"`; the message says what was expected, and never repeats a
+ * password or the credentials of a url.
  *
  * @since 0.1.0
  * @category errors

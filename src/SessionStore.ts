@@ -15,6 +15,7 @@ import type * as Scope from "effect/Scope"
 import * as memoryStore from "./internal/memoryStore.js"
 import * as promiseStore from "./internal/promiseStore.js"
 import * as redisStore from "./internal/redisStore.js"
+import * as InternalSchema from "./internal/schema.js"
 import type { Session, SessionData } from "./Session.js"
 import type * as SessionCache from "./SessionCache.js"
 import * as SessionConfig from "./SessionConfig.js"
@@ -101,13 +102,15 @@ export const withStore = <A, E, R>(f: (store: Service) => Effect.Effect<A, E, R>
  * Makes a Redis-backed store from decoded settings: connects, PINGs, turns on
  * cache invalidation, and closes everything when the scope closes. Fails with
  * `RedisConnectionError` when Redis cannot be reached within `connectTimeout`
- * or rejects the credentials.
+ * or rejects the credentials, and with `SessionConfigError` (field
+ * `database`) when the server has no such database.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: (config: SessionConfig.SessionConfig) => Effect.Effect<Service, RedisConnectionError, Scope.Scope> =
-  redisStore.make
+export const make: (
+  config: SessionConfig.SessionConfig
+) => Effect.Effect<Service, RedisConnectionError | SessionConfig.SessionConfigError, Scope.Scope> = redisStore.make
 
 /**
  * The Redis-backed store, from plain settings (see `SessionConfig`). Fails with
@@ -123,7 +126,9 @@ export const layer = (
 
 /**
  * The Redis-backed store, with settings read through Effect `Config` (by
- * default `SessionConfig.config`, from `REDIS_SESSION_*`).
+ * default `SessionConfig.config`, from `REDIS_SESSION_*`). A setting the
+ * server rejects (a `database` it does not have) fails with a `ConfigError`
+ * naming its variable, as a malformed one does.
  *
  * @since 0.1.0
  * @category layers
@@ -131,7 +136,12 @@ export const layer = (
 export const layerConfig = (
   config: Config.Config<SessionConfig.SessionConfig> = SessionConfig.config
 ): Layer.Layer<SessionStore, ConfigError.ConfigError | RedisConnectionError> =>
-  Layer.scoped(SessionStore, Effect.flatMap(config, make))
+  Layer.scoped(
+    SessionStore,
+    Effect.flatMap(config, (settings) =>
+      Effect.catchTag(make(settings), "SessionConfigError", (error) =>
+        Effect.fail(InternalSchema.toConfigError(settings, error))))
+  )
 
 /**
  * The store for async code that is not written with Effect: the same

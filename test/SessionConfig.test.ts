@@ -82,7 +82,11 @@ describe("SessionConfig.decode", () => {
       ["15 minutes", 900_000],
       ["2 hours", 7_200_000],
       [Duration.minutes(2), 120_000],
-      [0.5, 500]
+      [0.5, 500],
+      // Redis counts whole milliseconds: a fraction is rounded up.
+      [0.0015, 2],
+      ["1000.5 millis", 1001],
+      [1.0005, 1001]
     ] as const
   )("expire %s means %s ms", ([expire, millis]) =>
     Effect.gen(function*() {
@@ -98,6 +102,12 @@ describe("SessionConfig.decode", () => {
       ["server without port", { server: "redis.internal" }]
     ] as const
   )("accepts %s", ([_, input]) => Effect.asVoid(SessionConfig.decode(input)))
+
+  it("timeouts are whole milliseconds up to Node's 2^31 − 1 ms timer limit", () => {
+    const config = SessionConfig.decodeSync({ server, connectTimeout: 2 ** 31 - 1, commandTimeout: "1.2 millis" })
+    expect(Duration.toMillis(config.connectTimeout)).toBe(2 ** 31 - 1)
+    expect(Duration.toMillis(config.commandTimeout)).toBe(2)
+  })
 
   it("decodeSync returns the settings or throws the SessionConfigError", () => {
     expect(SessionConfig.decodeSync({ server }).server).toEqual({ host: "127.0.0.1", port: 7000 })
@@ -146,6 +156,12 @@ describe("SessionConfig.decode rejects bad settings, naming the field", () => {
     ["cache.capacity 2.5", { server, cache: { capacity: 2.5 } }, "cache.capacity"],
     ["cache.enabled \"yes\"", { server, cache: { enabled: "yes" } }, "cache.enabled"],
     ["cache.maxStaleness \"later\"", { server, cache: { maxStaleness: "later" } }, "cache.maxStaleness"],
+    ["expire 1e17 (beyond PEXPIRE's range and exact integers)", { server, expire: 1e17 }, "expire"],
+    ["expire \"4000000 weeks\" (over 10^15 ms)", { server, expire: "4000000 weeks" }, "expire"],
+    ["commandTimeout 2^31 ms (Node's timers overflow)", { server, commandTimeout: 2 ** 31 }, "commandTimeout"],
+    ["connectTimeout 30 days", { server, connectTimeout: "30 days" }, "connectTimeout"],
+    ["commandTimeout 0.5 ms (below 1 ms)", { server, commandTimeout: 0.5 }, "commandTimeout"],
+    ["cache.maxStaleness 1e16", { server, cache: { maxStaleness: 1e16 } }, "cache.maxStaleness"],
     ["unknown cache key", { server, cache: { size: 3 } }, "cache.size"]
   ]
 
@@ -230,6 +246,8 @@ describe("SessionConfig.config (Effect Config under REDIS_SESSION_*)", () => {
       ["DEBUG", { REDIS_SESSION_SERVER: server, REDIS_SESSION_DEBUG: "yes please" }],
       ["SERVER", { REDIS_SESSION_SERVER: "a:0" }],
       ["URL", { REDIS_SESSION_URL: "http://x" }],
+      ["EXPIRE", { REDIS_SESSION_SERVER: server, REDIS_SESSION_EXPIRE: "1e17" }],
+      ["COMMAND_TIMEOUT", { REDIS_SESSION_SERVER: server, REDIS_SESSION_COMMAND_TIMEOUT: "2147483648" }],
       ["CACHE_CAPACITY", { REDIS_SESSION_SERVER: server, REDIS_SESSION_CACHE_CAPACITY: "-1" }]
     ] as const
   )("a bad %s fails with a ConfigError naming it", ([name, env]) =>

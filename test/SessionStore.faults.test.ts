@@ -98,6 +98,81 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       }
     }).pipe(guard(30_000, "a stream of operations interrupted by SIGKILL")))
 
+  // With a 10 s command timeout, a call that fails before a 1 s timer did not wait for the timeout,
+  // nor for ioredis to give up on its offline queue (every second reconnect attempt: about 2 s once
+  // the backoff reaches its 1 s cap). It was refused because the store knew Redis was down.
+  // No wall time is measured.
+  const patient = { connectTimeout: 1000, commandTimeout: 10_000 } as const
+  const failsBeforeTimeout = <A, E>(effect: Effect.Effect<A, E>) =>
+    Effect.flip(effect).pipe(
+      Effect.timeoutFail({ duration: "1 second", onTimeout: () => new Error("waited for the command timeout") }),
+      Effect.orDie
+    )
+
+  it.scopedLive("while Redis is known to be down, every call fails at once with RedisConnectionError", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings(patient))
+      const created = yield* store.create({ a: 1 })
+      yield* store.retrieve(created.id)
+      yield* promise(() => server.kill())
+      yield* untilFails(store.ping)
+      for (let round = 0; round < 3; round++) {
+        const operations = [
+          store.retrieve(created.id),
+          store.create({ b: 1 }),
+          store.flush(change(created, { a: 2 })),
+          store.touch(created.id),
+          store.destroy(created.id),
+          store.ping
+        ]
+        for (const operation of operations) {
+          expectConnectionError(yield* failsBeforeTimeout(operation))
+        }
+        // 64 clients at once: none waits either.
+        const errors = yield* Effect.all(
+          Array.from({ length: 64 }, () => failsBeforeTimeout(store.retrieve(created.id))),
+          { concurrency: "unbounded" }
+        )
+        errors.forEach(expectConnectionError)
+      }
+      // The cached session was not served either: without the invalidation connection, the cache is off.
+      expect(yield* store.cacheStats).toMatchObject({ mode: "Off" })
+      // Only now does the server come back.
+      yield* promise(() => server.restart())
+      const after = yield* untilSucceeds(store.create({ back: true }))
+      expect(Option.getOrThrow(yield* store.retrieve(after.id)).data).toEqual({ back: true })
+    }).pipe(guard(60_000, "fail fast while Redis is down")))
+
+  it.scopedLive("a hung server (SIGSTOP): after the first timeout, calls fail at once until it answers again", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(
+        server.settings({ connectTimeout: 1000, commandTimeout: 4000, cache: { enabled: false } })
+      )
+      const created = yield* store.create({ a: 1 })
+      server.freeze()
+      const thawed = Effect.sync(() => server.thaw())
+      yield* Effect.gen(function*() {
+        // The first call can only learn of the hang by timing out: its socket stays open.
+        const first = yield* Effect.flip(store.create({ b: 1 }))
+        expect(first._tag === "RedisConnectionError" && first.reason).toBe("Timeout")
+        // From then on the store knows: nothing waits for the timeout again while the server is hung.
+        for (let i = 0; i < 5; i++) {
+          const error = yield* Effect.flip(store.retrieve(created.id)).pipe(
+            Effect.timeoutFail({
+              duration: "1000 millis",
+              onTimeout: () => new Error("waited for the command timeout")
+            }),
+            Effect.orDie
+          )
+          expectConnectionError(error)
+        }
+      }).pipe(Effect.ensuring(thawed))
+      const found = yield* untilSucceeds(store.retrieve(created.id))
+      expect(Option.getOrThrow(found).data).toEqual({ a: 1 })
+    }).pipe(guard(40_000, "fail fast against a hung server")))
+
   it.scopedLive("many concurrent calls while Redis is down all fail within the bound", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.scoped()

@@ -1,24 +1,55 @@
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { SessionConfigError } from "../SessionError.js"
+import * as Redact from "./redact.js"
+
+/**
+ * The longest timer Node honours: a longer `setTimeout` fires after 1 ms
+ * (with a TimeoutOverflowWarning).
+ *
+ * @internal
+ */
+export const maxTimerMillis = 2 ** 31 - 1
+
+/**
+ * The longest lifetime the store accepts. `now + lifetime` must stay an exact
+ * integer in JavaScript (2^53) and within PEXPIRE's range in Redis (2^63 ms
+ * from now); 10^15 ms (about 31 700 years) is far inside both.
+ *
+ * @internal
+ */
+export const maxLifetimeMillis = 1e15
 
 /**
  * A duration as users write it: a `Duration`, a string such as `"15 minutes"`,
- * or a bare number (or numeric string) in `unit`. It must be finite and at
- * least `minMillis`.
+ * or a bare number (or numeric string) in `unit`. It must be finite, at least
+ * `minMillis` and at most `maxMillis`; a fraction of a millisecond is rounded
+ * up, because Redis (PEXPIRE) and Node's timers count whole milliseconds.
  *
  * @internal
  */
 export const durationInput = (
   unit: "seconds" | "millis",
-  options: { readonly minMillis?: number; readonly expected?: string } = {}
+  options: {
+    readonly minMillis?: number
+    readonly maxMillis?: number
+    /** Why `maxMillis` is the limit, for the message. */
+    readonly limit?: string
+    readonly expected?: string
+  } = {}
 ) => {
   const minMillis = options.minMillis ?? 1
+  const maxMillis = options.maxMillis ?? Number.MAX_SAFE_INTEGER
   const expected = options.expected ??
-    `Expected a positive duration (a number of ${unit}, or a string such as "15 minutes")`
+    `Expected a positive duration (a number of ${unit}, or a string such as "15 minutes")${
+      options.maxMillis === undefined
+        ? ""
+        : ` of at most ${maxMillis} ms${options.limit === undefined ? "" : ` (${options.limit})`}`
+    }`
   return Schema.transformOrFail(
     Schema.Union(Schema.DurationFromSelf, Schema.Number, Schema.String),
     Schema.DurationFromSelf,
@@ -34,10 +65,13 @@ export const durationInput = (
           ? Option.some(unit === "seconds" ? Duration.seconds(numeric) : Duration.millis(numeric))
           : Duration.decodeUnknown(input)
         return Option.match(
-          Option.filter(duration, (d) => Duration.isFinite(d) && Duration.toMillis(d) >= minMillis),
+          Option.filter(
+            Option.map(Option.filter(duration, Duration.isFinite), Duration.toMillis),
+            (millis) => millis >= minMillis && Math.ceil(millis) <= maxMillis
+          ),
           {
             onNone: () => ParseResult.fail(new ParseResult.Type(ast, input, `${expected}, got ${String(input)}`)),
-            onSome: ParseResult.succeed
+            onSome: (millis) => ParseResult.succeed(Duration.millis(Math.ceil(millis)))
           }
         )
       },
@@ -57,13 +91,66 @@ export const decoder = <A, I>(schema: Schema.Schema<A, I>, noun: "setting" | "op
   return (input: unknown): Either.Either<A, SessionConfigError> =>
     Either.mapLeft(decode(input), (error) => {
       const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+      const field = issue === undefined || issue.path.length === 0 ? `(${noun}s)` : issue.path.join(".")
       return new SessionConfigError({
-        field: issue === undefined || issue.path.length === 0 ? `(${noun}s)` : issue.path.join("."),
+        field,
         detail: issue === undefined
           ? `invalid ${noun}s`
           : issue._tag === "Unexpected"
           ? `unknown ${noun} (check its spelling)`
-          : issue.message
+          : /password/i.test(field)
+          // Whatever was given in its place may be the password itself.
+          ? "Expected a string or a Redacted string (the value given is not shown)"
+          : Redact.text(issue.message, [])
       })
     })
+}
+
+/**
+ * The environment variable (after the prefix) of each setting.
+ *
+ * @internal
+ */
+export const configKeys = {
+  server: "SERVER",
+  sock: "SOCK",
+  url: "URL",
+  username: "USERNAME",
+  password: "PASSWORD",
+  database: "DATABASE",
+  expire: "EXPIRE",
+  debug: "DEBUG",
+  prefix: "PREFIX",
+  connectTimeout: "CONNECT_TIMEOUT",
+  commandTimeout: "COMMAND_TIMEOUT",
+  autoPipelining: "AUTO_PIPELINING",
+  "cache.enabled": "CACHE_ENABLED",
+  "cache.capacity": "CACHE_CAPACITY",
+  "cache.tracking": "CACHE_TRACKING",
+  "cache.maxStaleness": "CACHE_MAX_STALENESS"
+} as const
+
+// Settings read from the environment, and the prefix they were read under.
+const prefixes = new WeakMap<object, string>()
+
+/**
+ * Remembers that `config` was read under `prefix`.
+ *
+ * @internal
+ */
+export const rememberPrefix = <A extends object>(config: A, prefix: string): A => {
+  prefixes.set(config, prefix)
+  return config
+}
+
+/**
+ * A setting that only the server could reject (such as `database`), reported
+ * as a `ConfigError` under the variable it was read from.
+ *
+ * @internal
+ */
+export const toConfigError = (config: object, error: SessionConfigError): ConfigError.ConfigError => {
+  const prefix = prefixes.get(config)
+  const name = configKeys[error.field as keyof typeof configKeys] ?? error.field.toUpperCase()
+  return ConfigError.InvalidData(prefix === undefined ? [name] : [prefix, name], error.detail)
 }
