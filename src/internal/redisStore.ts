@@ -41,11 +41,11 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
   const clock = yield* Effect.clock
 
-  // One round trip for several commands: a MULTI (atomic) or a plain pipeline. Either is sent at
-  // once, without waiting for the auto-pipelining turn.
+  // One round trip for several commands, sent at once rather than on the auto-pipelining turn: a
+  // MULTI (atomic), or a plain pipeline, named in debug lines and errors by `command`.
   const batch = (
     method: string,
-    command: "MULTI" | "PIPELINE",
+    command: "MULTI" | "HGETALL",
     key: string,
     build: (commands: ChainableCommander) => void
   ) =>
@@ -59,7 +59,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
         const failed = replies?.find(([error]) => error !== null)?.[0]
         return replies === null || failed !== undefined
           ? Effect.fail(
-            Redis.toError(method, command === "MULTI" ? "EXEC" : "HGETALL", failed ?? new Error("transaction aborted"))
+            Redis.toError(method, command === "MULTI" ? "EXEC" : command, failed ?? new Error("transaction aborted"))
           )
           : Effect.succeed(replies.map(([, result]) => result))
       }
@@ -118,7 +118,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       const ticket = yield* cache.begin(id)
       const [fields, remaining] = (yield* batch(
         "SessionStore.retrieve",
-        "PIPELINE",
+        "HGETALL",
         key,
         (pipeline) => pipeline.hgetall(key).pttl(key)
       )) as [Record<string, string>, number]
