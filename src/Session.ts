@@ -6,8 +6,8 @@
  */
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { randomBytes } from "node:crypto"
-import { SessionDecodeError } from "./SessionError.js"
+import { randomFillSync } from "node:crypto"
+import { SessionDecodeError, SessionEncodeError } from "./SessionError.js"
 
 /**
  * A session's data: JSON values by key. What the store returns is deeply
@@ -20,8 +20,9 @@ import { SessionDecodeError } from "./SessionError.js"
 export type SessionData = Readonly<Record<string, unknown>>
 
 /**
- * What a session was read from: its fields as stored, and their decoded
- * values. `flush` writes only what differs from it.
+ * What a session was read from: its fields as stored, their decoded values,
+ * and the session's version at that moment. `flush` writes only what differs
+ * from it.
  *
  * @since 0.1.0
  * @category models
@@ -29,6 +30,11 @@ export type SessionData = Readonly<Record<string, unknown>>
 export interface Snapshot {
   readonly fields: Readonly<Record<string, string>>
   readonly data: SessionData
+  /**
+   * How many data-changing writes the session had seen (its {@link versionField}; 0 when absent).
+   * A flush whose own bump lands on exactly `version + 1` knows nobody else wrote in between.
+   */
+  readonly version: number
 }
 
 /**
@@ -72,13 +78,40 @@ export interface Delta {
 export const createdField = "$c"
 
 /**
+ * The hash field that counts the data-changing writes of a session. Every
+ * flush that changes data bumps it (HINCRBY) in the same transaction; a
+ * writer that bypasses this library should do the same, or a cached copy may
+ * miss its change (see the near-cache guide).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const versionField = "$v"
+
+// One call into the CSPRNG per 128 ids (as Node's randomUUID does): a call costs several
+// microseconds, more than the rest of a create.
+const idBytes = 32
+const idPool = Buffer.alloc(idBytes * 128)
+let idPoolOffset = idPool.length
+
+/**
  * Makes a new session id: 32 bytes from the operating system's CSPRNG, in
  * base64url (43 characters).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeId = (): string => randomBytes(32).toString("base64url")
+export const makeId = (): string => {
+  if (idPoolOffset === idPool.length) {
+    randomFillSync(idPool)
+    idPoolOffset = 0
+  }
+  const id = idPool.toString("base64url", idPoolOffset, idPoolOffset + idBytes)
+  // Spent bytes are wiped, so that the pool never holds an id that was handed out.
+  idPool.fill(0, idPoolOffset, idPoolOffset + idBytes)
+  idPoolOffset += idBytes
+  return id
+}
 
 /**
  * Tells whether a string has the shape of an id made by {@link makeId}.
@@ -108,7 +141,20 @@ export const deepFreeze = <A>(value: A): A => {
   return value
 }
 
-const emptySnapshot: Snapshot = Object.freeze({ fields: Object.freeze({}), data: Object.freeze({}) })
+const emptySnapshot: Snapshot = Object.freeze({ fields: Object.freeze({}), data: Object.freeze({}), version: 0 })
+
+/**
+ * Reads a stored version: absent (a session no flush has changed yet) is 0.
+ * `undefined` when the stored text is not a non-negative integer.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeVersion = (raw: string | null | undefined): number | undefined => {
+  if (raw === null || raw === undefined) return 0
+  const version = Number(raw)
+  return Number.isSafeInteger(version) && version >= 0 && raw.length > 0 ? version : undefined
+}
 
 // Session keys come from users and from Redis: "__proto__" must stay an ordinary own key, never
 // become a prototype, and an inherited property must never pass for a stored one.
@@ -142,6 +188,10 @@ export const decode = (
   if (!Number.isFinite(createdAt)) {
     return Either.left(new SessionDecodeError({ id, field: createdField, cause: "not a timestamp" }))
   }
+  const version = decodeVersion(own(fields, versionField))
+  if (version === undefined) {
+    return Either.left(new SessionDecodeError({ id, field: versionField, cause: "not a version number" }))
+  }
   const data: Record<string, unknown> = {}
   const kept: Record<string, string> = {}
   for (const field of Object.keys(fields)) {
@@ -160,37 +210,112 @@ export const decode = (
     }
     setOwn(kept, field, raw)
   }
-  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: Object.freeze(data) })
-  return Either.right(Option.some(Object.freeze({ id, data: snapshot.data, createdAt, snapshot })))
+  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: Object.freeze(data), version })
+  return Either.right(Option.some(make(id, createdAt, snapshot)))
 }
 
 /**
- * Encodes a new session's data as hash fields, creation field first.
+ * The frozen session that `snapshot` describes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (id: string, createdAt: number | undefined, snapshot: Snapshot): Session =>
+  Object.freeze({ id, data: snapshot.data, createdAt, snapshot })
+
+/**
+ * `snapshot` at another version: what a session is once a write of ours has
+ * been confirmed as the only one since it was read.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const withVersion = (snapshot: Snapshot, version: number): Snapshot =>
+  Object.freeze({ fields: snapshot.fields, data: snapshot.data, version })
+
+/**
+ * Encodes a new session's data as hash fields, creation field first. Fails
+ * with `SessionEncodeError` when a value has no JSON form (a `bigint`, a
+ * cycle, a `toJSON` that throws); the error carries no id, since the session
+ * never existed.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const encodeNew = (id: string, data: SessionData, createdAt: number): {
+export const encodeNew = (id: string, data: SessionData, createdAt: number): Either.Either<{
   readonly session: Session
   readonly fields: ReadonlyArray<readonly [string, string]>
-} => {
-  const delta = diff({ id, data, snapshot: emptySnapshot })
-  return {
-    session: Object.freeze({ id, data: delta.next.data, createdAt, snapshot: delta.next }),
+}, SessionEncodeError> =>
+  Either.map(encodeDelta({ id, data, snapshot: emptySnapshot }, emptySnapshot, false), (delta) => ({
+    session: make(id, createdAt, delta.next),
     fields: [[createdField, String(createdAt)], ...delta.set]
-  }
+  }))
+
+// Why JSON.stringify threw, in words of our own: its message, or a throwing toJSON's, may quote the
+// value, and values may be secret.
+const encodeFailure = (cause: unknown): string => {
+  const message = cause instanceof Error ? cause.message : ""
+  return cause instanceof TypeError && /BigInt/i.test(message)
+    ? "a bigint has no JSON form"
+    : cause instanceof TypeError && /circular/i.test(message)
+    ? "a cycle has no JSON form"
+    : "JSON.stringify threw (a toJSON method or a getter failed)"
 }
 
 /**
  * Computes what must be written to take `session.snapshot` (or `base`, for a
  * session built by hand) to `session.data`. Values compare by reference first,
  * so fields a caller did not touch are not even encoded. A value that encodes
- * to nothing (`undefined`, a function) removes its field.
+ * to nothing (`undefined`, a function) removes its field. Fails with
+ * `SessionEncodeError`, naming the field but never quoting the value, when a
+ * value has no JSON form (a `bigint`, a cycle, a `toJSON` that throws).
  *
  * @since 0.1.0
  * @category encoding
  */
-export const diff = (session: Session, base: Snapshot = session.snapshot ?? emptySnapshot): Delta => {
+export const encodeDelta = (
+  session: Session,
+  base: Snapshot = session.snapshot ?? emptySnapshot,
+  knownId = true
+): Either.Either<Delta, SessionEncodeError> => {
+  try {
+    return Either.right(unsafeDiff(session, base))
+  } catch (cause) {
+    if (!(cause instanceof FieldEncodeError)) throw cause
+    return Either.left(
+      new SessionEncodeError({
+        ...(knownId ? { id: session.id } : {}),
+        field: cause.field,
+        detail: encodeFailure(cause.cause)
+      })
+    )
+  }
+}
+
+// Carries the failing key out of the loop in `diff`; never escapes this module.
+class FieldEncodeError {
+  constructor(readonly field: string, readonly cause: unknown) {}
+}
+
+const stringify = (key: string, value: unknown): string | undefined => {
+  try {
+    return JSON.stringify(value) as string | undefined
+  } catch (cause) {
+    throw new FieldEncodeError(key, cause)
+  }
+}
+
+/**
+ * {@link encodeDelta}, for values known to have a JSON form: throws its
+ * `SessionEncodeError` when one has none.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const diff = (session: Session, base: Snapshot = session.snapshot ?? emptySnapshot): Delta =>
+  Either.getOrThrowWith(encodeDelta(session, base), (error) => error)
+
+const unsafeDiff = (session: Session, base: Snapshot): Delta => {
   const set: Array<readonly [string, string]> = []
   const remove: Array<string> = []
   const fields: Record<string, string> = { ...base.fields }
@@ -203,7 +328,7 @@ export const diff = (session: Session, base: Snapshot = session.snapshot ?? empt
       setOwn(data, key, value)
       continue
     }
-    const encoded = value === undefined ? undefined : JSON.stringify(value) as string | undefined
+    const encoded = value === undefined ? undefined : stringify(key, value)
     if (encoded === undefined) continue
     if (encoded !== old) {
       set.push([field, encoded])
@@ -221,7 +346,11 @@ export const diff = (session: Session, base: Snapshot = session.snapshot ?? empt
       delete fields[field]
     }
   }
-  return { set, remove, next: Object.freeze({ fields: Object.freeze(fields), data: Object.freeze(data) }) }
+  return {
+    set,
+    remove,
+    next: Object.freeze({ fields: Object.freeze(fields), data: Object.freeze(data), version: base.version })
+  }
 }
 
 /**

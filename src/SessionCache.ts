@@ -133,6 +133,8 @@ export interface Options {
 export interface SessionCache {
   /** The live entry for `id`, if any; marks it recently used. */
   readonly lookup: (id: string, now: number) => Effect.Effect<Entry | undefined>
+  /** The live entry for `id`, if any, without counting a hit or a miss and without marking it used. */
+  readonly peek: (id: string, now: number) => Effect.Effect<Entry | undefined>
   /** Takes a ticket before sending a command whose reply may fill the cache. */
   readonly begin: (id: string) => Effect.Effect<Ticket>
   /**
@@ -236,6 +238,11 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
 
   return {
     lookup,
+    peek: (id, now) =>
+      Effect.map(Ref.get(ref), (state) => {
+        const entry = state.entries.get(id)
+        return entry !== undefined && entry.expiresAt > now && state.mode !== "Off" ? entry : undefined
+      }),
     begin,
     complete,
     remove: (id) =>

@@ -153,7 +153,11 @@ export class SessionConfigError extends Schema.TaggedError<SessionConfigError>(
  * @since 0.1.0
  * @category errors
  */
-export type SessionStoreError = RedisConnectionError | RedisCommandError | SessionDecodeError
+export type SessionStoreError =
+  | RedisConnectionError
+  | RedisCommandError
+  | SessionDecodeError
+  | SessionEncodeError
 
 /**
  * Tells whether a value is one of this library's errors.
@@ -166,3 +170,32 @@ export const isSessionStoreError = (u: unknown): u is SessionStoreError =>
 
 const describeCause = (cause: unknown): string =>
   cause instanceof Error ? `: ${cause.message}` : typeof cause === "string" ? `: ${cause}` : ""
+
+/**
+ * A value could not be written: it has no JSON form (a `bigint`, a cycle, a
+ * `toJSON` that throws). Nothing was written. The session id (when the session
+ * exists) and the field name are kept; the value is not, because session
+ * values may be secret.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionEncodeError extends Schema.TaggedError<SessionEncodeError>(
+  "effect-session-redis/SessionEncodeError"
+)("SessionEncodeError", {
+  id: Schema.optional(Schema.String),
+  field: Schema.String,
+  detail: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Session field "${this.field}" could not be encoded: ${this.detail}`
+  }
+}

@@ -47,4 +47,10 @@ export * as SessionStore from "./SessionStore.js"
 /**
  * @since 0.1.0
  */
-export { RedisCommandError, RedisConnectionError, SessionDecodeError, type SessionStoreError } from "./SessionError.js"
+export {
+  RedisCommandError,
+  RedisConnectionError,
+  SessionDecodeError,
+  SessionEncodeError,
+  type SessionStoreError
+} from "./SessionError.js"

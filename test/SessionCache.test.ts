@@ -4,13 +4,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { Session, SessionCache } from "../src/index.js"
 
 const ttl = 10_000
 const make = (capacity = 10) =>
   Effect.tap(SessionCache.make({ capacity, ttl, maxStaleness: 100 }), (c) => c.reset("Tracking"))
-const session = (id: string, n = 0): Session.Session => Session.encodeNew(id, { n }, 0).session
+const session = (id: string, n = 0): Session.Session => Either.getOrThrow(Session.encodeNew(id, { n }, 0)).session
 
 /** Fills `id` as a read would: take a ticket, then complete it. */
 const fill = (cache: SessionCache.SessionCache, id: string, now = 0, n = 0) =>

@@ -511,6 +511,8 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
   // trackingRememberKeyToBroadcast: raxInsert). When another writer's change and our own write to
   // the same session land in one cycle, ours last, we are never told about theirs. Freezing the
   // server with SIGSTOP while both commands arrive puts them in one cycle deterministically.
+  // What tells us is the session's version field ($v), which every data-changing write bumps in its
+  // own transaction: the other writer is another instance, or a raw client that keeps that contract.
   describe("near-cache coherence when two writes land in one Redis event-loop cycle", () => {
     /** Freezes the server, sends `first` then `second`, waits until both have arrived, and thaws it. */
     const inOneCycle = <A, B, E1, E2>(
@@ -536,15 +538,25 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         return [yield* Fiber.join(a), yield* Fiber.join(b)] as const
       }).pipe(Effect.ensuring(Effect.sync(() => server.thaw())))
 
-    /** A server, a raw client that plays the other instance (already connected), a store and one session. */
-    const raceSetup = Effect.gen(function*() {
-      const server = yield* RedisServer.scoped()
-      const raw = server.client()
-      yield* promise(() => raw.ping())
-      const store = yield* build(server.settings())
-      const created = yield* store.create({ a: 0 })
-      return { created, raw, server, store }
-    })
+    /**
+     * A server, a raw client and another instance that play the other writer (both already
+     * connected), a store and one session it has cached.
+     */
+    const raceSetup = (extra: Omit<SessionConfig.Input, "server" | "sock" | "url"> = {}) =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.scoped()
+        const raw = server.client()
+        yield* promise(() => raw.ping())
+        const store = yield* build(server.settings(extra))
+        const other = yield* build(server.settings({ ...extra, cache: { enabled: false } }))
+        const created = yield* store.create({ a: 0 })
+        const fromOther = Option.getOrThrow(yield* other.retrieve(created.id))
+        return { created, fromOther, other, raw, server, store }
+      })
+
+    /** A raw write that keeps the library's contract: it bumps the version in its own transaction. */
+    const rawWrite = (raw: Redis, id: string) =>
+      promise(() => raw.multi().hset(keyOf(id), "b", "\"from B\"").hincrby(keyOf(id), "$v", 1).exec())
 
     const seesForeignWrite = (store: SessionStore.Service, id: string) =>
       RedisServer.eventually(
@@ -553,33 +565,63 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         { timeoutMs: 3_000, intervalMs: 10 }
       )
 
-    it.scoped("a foreign write just before our flush is not hidden from our cache", () =>
+    /** Whether `store` holds `id` in its near-cache (a retrieve that sends no command). */
+    const isCached = (server: RedisServer.RedisServer, store: SessionStore.Service, id: string) =>
+      Effect.map(server.countCommands(store.retrieve(id)), ({ total }) => total === 0)
+
+    it.scoped("a raw write (bumping the version) just before our flush is not hidden from our cache", () =>
       Effect.gen(function*() {
-        const { created, raw, server, store } = yield* raceSetup
+        const { created, raw, server, store } = yield* raceSetup()
+        yield* inOneCycle(server, rawWrite(raw, created.id), store.flush(change(created, { a: 1 })))
+        expect(yield* promise(() => raw.hgetall(keyOf(created.id)))).toMatchObject({ a: "1", b: "\"from B\"" })
+        // The version did not land on ours + 1: the entry was dropped, not patched with our delta.
+        expect((yield* store.cacheStats).size).toBe(0)
+        yield* seesForeignWrite(store, created.id)
+      }).pipe(guard(30_000, "write race")))
+
+    it.scoped("another instance's flush just before ours is not hidden from our cache, and both changes land", () =>
+      Effect.gen(function*() {
+        const { created, fromOther, other, raw, server, store } = yield* raceSetup()
         yield* inOneCycle(
           server,
-          promise(() => raw.hset(keyOf(created.id), "b", "\"from B\"")),
+          other.flush(change(fromOther, { b: "from B" })),
           store.flush(change(created, { a: 1 }))
         )
         expect(yield* promise(() => raw.hgetall(keyOf(created.id)))).toMatchObject({ a: "1", b: "\"from B\"" })
         yield* seesForeignWrite(store, created.id)
-      }).pipe(guard(30_000, "write race")))
+        expect(Option.getOrThrow(yield* store.retrieve(created.id)).data).toEqual({ a: 1, b: "from B" })
+      }).pipe(guard(30_000, "instance write race")))
 
     it.scoped("a foreign write just before our touch is not hidden from our cache", () =>
       Effect.gen(function*() {
-        const { created, raw, server, store } = yield* raceSetup
+        const { created, fromOther, other, server, store } = yield* raceSetup()
         yield* store.retrieve(created.id)
-        yield* inOneCycle(
-          server,
-          promise(() => raw.hset(keyOf(created.id), "b", "\"from B\"")),
-          store.touch(created.id)
-        )
+        yield* inOneCycle(server, other.flush(change(fromOther, { b: "from B" })), store.touch(created.id))
+        expect((yield* store.cacheStats).size).toBe(0)
         yield* seesForeignWrite(store, created.id)
       }).pipe(guard(30_000, "touch race")))
 
+    it.scoped("a foreign write just before a hit's lifetime refresh: the hit returns the new data", () =>
+      Effect.gen(function*() {
+        // A tenth of 2 s: once the TTL is below 1.8 s, the next hit refreshes it.
+        const { created, raw, server, store } = yield* raceSetup({ expire: 2 })
+        yield* store.retrieve(created.id)
+        yield* RedisServer.eventually(
+          Effect.flatMap(
+            promise(() => raw.pttl(keyOf(created.id))),
+            (pttl) => pttl < 1700 ? Effect.void : Effect.fail("not due")
+          ),
+          { intervalMs: 25 }
+        )
+        const [, read] = yield* inOneCycle(server, rawWrite(raw, created.id), store.retrieve(created.id))
+        expect(Option.getOrThrow(read).data).toEqual({ a: 0, b: "from B" })
+        expect(yield* isCached(server, store, created.id)).toBe(true)
+        expect(Option.getOrThrow(yield* store.retrieve(created.id)).data).toEqual({ a: 0, b: "from B" })
+      }).pipe(guard(30_000, "refresh race")))
+
     it.scoped("control: a foreign write just after our flush reaches our cache", () =>
       Effect.gen(function*() {
-        const { created, raw, server, store } = yield* raceSetup
+        const { created, raw, server, store } = yield* raceSetup()
         yield* inOneCycle(
           server,
           store.flush(change(created, { a: 1 })),
@@ -587,6 +629,91 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         )
         yield* seesForeignWrite(store, created.id)
       }).pipe(guard(30_000, "write race control")))
+
+    it.scoped("control: nothing else written, our flush and touch keep the entry", () =>
+      Effect.gen(function*() {
+        const { created, server, store } = yield* raceSetup()
+        yield* store.flush(change(created, { a: 1 }))
+        expect(yield* isCached(server, store, created.id)).toBe(true)
+        yield* store.touch(created.id)
+        expect(yield* isCached(server, store, created.id)).toBe(true)
+        expect(Option.getOrThrow(yield* store.retrieve(created.id)).data).toEqual({ a: 1 })
+      }).pipe(guard(30_000, "no race")))
+  })
+
+  describe("what each operation sends", () => {
+    it.scoped("a one-field flush: one MULTI with HEXISTS, HSET, HINCRBY and PEXPIRE, no re-read; then hits", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const store = yield* build(server.settings())
+        const created = yield* store.create({ a: 1, b: [1, 2, 3] })
+        const { commands } = yield* server.countCommands(store.flush(change(created, { a: 2 })))
+        expect(commands).toEqual({ multi: 1, hexists: 1, hset: 1, hincrby: 1, pexpire: 1, exec: 1 })
+        // What we wrote is what we serve, without asking Redis.
+        const read = yield* server.countCommands(store.retrieve(created.id))
+        expect(read.total).toBe(0)
+        expect(Option.getOrThrow(read.value).data).toEqual({ a: 2, b: [1, 2, 3] })
+        // The next flush from that copy builds on the version we cached.
+        const again = yield* server.countCommands(store.flush(change(Option.getOrThrow(read.value), { c: 3 })))
+        expect(again.commands["hgetall"]).toBeUndefined()
+        expect((yield* server.countCommands(store.retrieve(created.id))).total).toBe(0)
+        expect(yield* promise(() => server.client().hget(keyOf(created.id), "$v"))).toBe("2")
+      }))
+
+    it.scoped("a flush from an older copy than the one cached drops the entry; the next read fetches the merge", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const store = yield* build(server.settings())
+        const created = yield* store.create({ a: 1 })
+        yield* store.flush(change(created, { a: 2 }))
+        yield* store.flush(change(created, { b: 3 }))
+        expect((yield* store.cacheStats).size).toBe(0)
+        expect(Option.getOrThrow(yield* store.retrieve(created.id)).data).toEqual({ a: 2, b: 3 })
+      }))
+
+    it.scoped("touch of a cached session: MULTI PEXPIRE HMGET, and the entry stays", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const store = yield* build(server.settings())
+        const created = yield* store.create({ a: 1 })
+        const { commands } = yield* server.countCommands(store.touch(created.id))
+        expect(commands).toEqual({ multi: 1, pexpire: 1, hmget: 1, exec: 1 })
+        expect((yield* server.countCommands(store.retrieve(created.id))).total).toBe(0)
+      }))
+
+    it.scoped("a due lifetime refresh on a hit: MULTI PEXPIRE HMGET, no re-read, and the entry stays", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const raw = server.client()
+        const store = yield* build(server.settings({ expire: 2 }))
+        const created = yield* store.create({ a: 1 })
+        yield* RedisServer.eventually(
+          Effect.flatMap(
+            promise(() => raw.pttl(keyOf(created.id))),
+            (pttl) => pttl < 1700 ? Effect.void : Effect.fail("not due")
+          ),
+          { intervalMs: 25 }
+        )
+        const { commands, value } = yield* server.countCommands(store.retrieve(created.id))
+        expect(commands).toEqual({ multi: 1, pexpire: 1, hmget: 1, exec: 1 })
+        expect(Option.getOrThrow(value).data).toEqual({ a: 1 })
+        expect(yield* promise(() => raw.pttl(keyOf(created.id)))).toBeGreaterThan(1750)
+        expect((yield* server.countCommands(store.retrieve(created.id))).total).toBe(0)
+      }).pipe(guard(20_000, "due refresh")))
+
+    it.scoped("a miss: HGETALL and PTTL in one pipeline; create: one MULTI; destroy: one DEL", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const store = yield* build(server.settings())
+        const created = yield* server.countCommands(store.create({ a: 1 }))
+        expect(created.commands).toEqual({ multi: 1, hset: 1, pexpire: 1, exec: 1 })
+        const other = yield* build(server.settings())
+        expect((yield* server.countCommands(other.retrieve(created.value.id))).commands).toEqual({
+          hgetall: 1,
+          pttl: 1
+        })
+        expect((yield* server.countCommands(store.destroy(created.value.id))).commands).toEqual({ del: 1 })
+      }))
   })
 
   describe("debug", () => {

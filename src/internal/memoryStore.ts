@@ -76,29 +76,35 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
       create: (data = {}) =>
         Effect.gen(function*() {
           const id = Session.makeId()
-          const created = Session.encodeNew(id, data, yield* Clock.currentTimeMillis)
+          const created = yield* Session.encodeNew(id, data, yield* Clock.currentTimeMillis)
           yield* write(id, Object.fromEntries(created.fields))
           return created.session
         }),
       retrieve,
       flush: (session) =>
         Effect.gen(function*() {
+          const base = session.snapshot ?? Option.getOrUndefined(yield* retrieve(session.id))?.snapshot
+          if (base === undefined) {
+            return
+          }
+          // Encoded before anything is looked at, as the Redis backend does: a value with no JSON form
+          // fails the same way whether or not the session still exists.
+          const delta = yield* Session.encodeDelta(session, base)
           const entry = yield* live(session.id, false)
           // Gone (destroyed or expired): a flush never brings a session back.
           if (entry === undefined) {
             return
           }
-          const base = session.snapshot ?? Option.getOrUndefined(yield* retrieve(session.id))?.snapshot
-          if (base === undefined) {
-            return
-          }
-          const delta = Session.diff(session, base)
           const fields: Record<string, string> = { ...entry.fields }
           for (const [field, value] of delta.set) {
             fields[field] = value
           }
           for (const field of delta.remove) {
             delete fields[field]
+          }
+          // The same version field as in Redis, so that both backends hold the same hash.
+          if (!Session.isEmpty(delta)) {
+            fields[Session.versionField] = String((Session.decodeVersion(entry.fields[Session.versionField]) ?? 0) + 1)
           }
           yield* write(session.id, fields)
         }),

@@ -3,11 +3,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import type { Redis as IORedis } from "ioredis"
+import type { ChainableCommander } from "ioredis"
 import * as Redis from "../Redis.js"
 import * as Session from "../Session.js"
 import * as SessionCache from "../SessionCache.js"
 import type { SessionConfig } from "../SessionConfig.js"
+import type { SessionStoreError } from "../SessionError.js"
 import type { Service } from "../SessionStore.js"
 import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
@@ -40,17 +41,26 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
   const clock = yield* Effect.clock
 
-  const exec = (method: string, key: string, build: (multi: ReturnType<IORedis["multi"]>) => void) =>
+  // One round trip for several commands, sent at once rather than on the auto-pipelining turn: a
+  // MULTI (atomic), or a plain pipeline, named in debug lines and errors by `command`.
+  const batch = (
+    method: string,
+    command: "MULTI" | "HGETALL",
+    key: string,
+    build: (commands: ChainableCommander) => void
+  ) =>
     Effect.flatMap(
-      run(method, "MULTI", key, (client) => {
-        const multi = client.multi()
-        build(multi)
-        return multi.exec() as Promise<ExecResult>
+      run(method, command, key, (client) => {
+        const commands = command === "MULTI" ? client.multi() : client.pipeline()
+        build(commands)
+        return commands.exec() as Promise<ExecResult>
       }),
       (replies) => {
         const failed = replies?.find(([error]) => error !== null)?.[0]
         return replies === null || failed !== undefined
-          ? Effect.fail(Redis.toError(method, "EXEC", failed ?? new Error("transaction aborted")))
+          ? Effect.fail(
+            Redis.toError(method, command === "MULTI" ? "EXEC" : command, failed ?? new Error("transaction aborted"))
+          )
           : Effect.succeed(replies.map(([, result]) => result))
       }
     )
@@ -61,53 +71,83 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       onRight: Effect.succeed
     })
 
+  // A reply that failed may still have been executed: drop what we hold rather than guess.
+  const dropOnError = (id: string) => <A, E>(self: Effect.Effect<A, E>) => Effect.tapError(self, () => cache.remove(id))
+
   const create: Service["create"] = Effect.fnUntraced(function*(data = {}) {
     const id = Session.makeId()
     const key = keyOf(id)
     const now = yield* Clock.currentTimeMillis
-    const { fields, session } = Session.encodeNew(id, data, now)
+    const { fields, session } = yield* Session.encodeNew(id, data, now)
     const ticket = yield* cache.begin(id)
-    yield* exec("SessionStore.create", key, (multi) => multi.hset(key, ...fields.flat()).pexpire(key, ttl))
+    yield* batch("SessionStore.create", "MULTI", key, (multi) => multi.hset(key, ...fields.flat()).pexpire(key, ttl))
     // A fresh random id: nobody else can have written it, so what we wrote is what Redis holds.
     yield* cache.complete(ticket, session, now)
     return session
   }, Tracing.span("SessionStore.create"))
 
-  // Refreshes the lifetime and re-reads the hash in one transaction. Our own PEXPIRE may hide a
-  // foreign write made in the same Redis event-loop cycle: BCAST tracking remembers only the last
-  // writer of a key per cycle, and NOLOOP skips it. So what we cache afterwards must come from Redis.
-  const refresh = Effect.fnUntraced(function*(method: string, id: string, previous: Session.Snapshot | undefined) {
-    const key = keyOf(id)
-    const ticket = yield* cache.begin(id)
-    const [alive, fields] = yield* exec(method, key, (multi) => multi.pexpire(key, ttl).hgetall(key))
+  // Refreshes the lifetime of `session`, which we hold, and tells whether Redis still holds the
+  // same: alive (creation field present) and at the same version. Our own PEXPIRE may hide a
+  // foreign write made in the same Redis event-loop cycle (BCAST tracking remembers only the last
+  // writer of a key per cycle, and NOLOOP skips it); every data-changing write bumps the version,
+  // so an unchanged version means there was none. `session` stays cached only then.
+  const refresh = Effect.fnUntraced(function*(method: string, session: Session.Session) {
+    const key = keyOf(session.id)
+    const ticket = yield* cache.begin(session.id)
+    const [, [created, version]] = (yield* batch(
+      method,
+      "MULTI",
+      key,
+      (multi) => multi.pexpire(key, ttl).hmget(key, Session.createdField, Session.versionField)
+    ).pipe(dropOnError(session.id))) as [unknown, [string | null, string | null]]
     const now = yield* Clock.currentTimeMillis
-    const found = alive === 1
-      ? yield* decodeOrDrop(id, fields as Record<string, string>, previous)
-      : Option.none<Session.Session>()
-    yield* cache.complete(ticket, Option.getOrUndefined(found), now)
-    return found
+    const outcome = created === null
+      ? "Gone" as const
+      : Session.decodeVersion(version) === session.snapshot?.version
+      ? "Kept" as const
+      : "Changed" as const
+    yield* cache.complete(ticket, outcome === "Kept" ? session : undefined, now)
+    return outcome
   })
 
   // A miss reads the hash and its remaining lifetime in one round trip; from the lifetime we know
   // when it was last refreshed, so a read refreshes it only when due.
-  const load = Effect.fnUntraced(function*(id: string) {
-    const key = keyOf(id)
-    const ticket = yield* cache.begin(id)
-    const [fields, remaining] = yield* run(
-      "SessionStore.retrieve",
-      "HGETALL",
-      key,
-      (client) => Promise.all([client.hgetall(key), client.pttl(key)])
+  const load = (id: string, refreshed = false): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
+    Effect.gen(function*() {
+      const key = keyOf(id)
+      const ticket = yield* cache.begin(id)
+      const [fields, remaining] = (yield* batch(
+        "SessionStore.retrieve",
+        "HGETALL",
+        key,
+        (pipeline) => pipeline.hgetall(key).pttl(key)
+      )) as [Record<string, string>, number]
+      const now = yield* Clock.currentTimeMillis
+      const found = yield* decodeOrDrop(id, fields, undefined)
+      const refreshedAt = now - (ttl - remaining)
+      if (!refreshed && Option.isSome(found) && now - refreshedAt >= refreshEvery) {
+        return yield* reconcile(id, found.value, found)
+      }
+      yield* cache.complete(ticket, Option.getOrUndefined(found), now, refreshedAt)
+      return found
+    })
+
+  // After a refresh: what we hold if it is still current, otherwise a fresh read (which, just
+  // refreshed, does not refresh again).
+  const reconcile = (
+    id: string,
+    session: Session.Session,
+    found: Option.Option<Session.Session>
+  ): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
+    Effect.flatMap(
+      refresh("SessionStore.retrieve", session),
+      (outcome) =>
+        outcome === "Kept"
+          ? Effect.succeed(found)
+          : outcome === "Gone"
+          ? Effect.succeedNone
+          : load(id, true)
     )
-    const now = yield* Clock.currentTimeMillis
-    const found = yield* decodeOrDrop(id, fields, undefined)
-    const refreshedAt = now - (ttl - remaining)
-    if (Option.isSome(found) && now - refreshedAt >= refreshEvery) {
-      return yield* refresh("SessionStore.retrieve", id, found.value.snapshot)
-    }
-    yield* cache.complete(ticket, Option.getOrUndefined(found), now, refreshedAt)
-    return found
-  })
 
   // Reads get no span at all: even when a tracer is installed, one span per cache hit would cost
   // more than the hit. Writes get spans when a tracer is installed (see Tracing.span).
@@ -119,7 +159,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
           ? load(id)
           : now - entry.refreshedAt < refreshEvery
           ? Effect.succeed(entry.found)
-          : refresh("SessionStore.retrieve", id, entry.session.snapshot))
+          : reconcile(id, entry.session, entry.found))
     })
 
   const destroy: Service["destroy"] = Effect.fnUntraced(function*(id) {
@@ -130,9 +170,15 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   }, Tracing.span("SessionStore.destroy"))
 
   const touch: Service["touch"] = Effect.fnUntraced(function*(id) {
+    const entry = yield* cache.peek(id, clock.unsafeCurrentTimeMillis())
+    // Cached: refresh it and keep it if nothing changed (see `refresh`).
+    if (entry !== undefined) {
+      yield* refresh("SessionStore.touch", entry.session)
+      return
+    }
+    // Not cached: a bare PEXPIRE. A read racing it must not install what it read before our write.
     yield* cache.remove(id)
     yield* run("SessionStore.touch", "PEXPIRE", keyOf(id), (client) => client.pexpire(keyOf(id), ttl))
-    // As in `refresh`: after our own write, only a fresh read may fill the cache.
     yield* cache.remove(id)
   }, Tracing.span("SessionStore.touch"))
 
@@ -141,21 +187,25 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const current = session.snapshot === undefined ? Option.getOrUndefined(yield* retrieve(session.id)) : session
     const base = current?.snapshot
     // Its id does not exist: nothing to update, and a flush never creates.
-    if (base === undefined) return
-    const delta = Session.diff(session, base)
+    if (current === undefined || base === undefined) return
+    const delta = yield* Session.encodeDelta(session, base)
+    const next = Session.make(session.id, current.createdAt, delta.next)
+    // Nothing changed: only the lifetime is refreshed.
+    if (Session.isEmpty(delta)) {
+      yield* refresh("SessionStore.flush", next)
+      return
+    }
     const key = keyOf(session.id)
     const ticket = yield* cache.begin(session.id)
-    const [exists, ...rest] = yield* exec("SessionStore.flush", key, (multi) => {
+    const replies = yield* batch("SessionStore.flush", "MULTI", key, (multi) => {
       // HEXISTS runs first inside the transaction: it tells whether the session was alive when we wrote.
       multi.hexists(key, Session.createdField)
       if (delta.set.length > 0) multi.hset(key, ...delta.set.flat())
       if (delta.remove.length > 0) multi.hdel(key, ...delta.remove)
-      // HGETALL last: the state after our write, including any foreign write our own may have hidden
-      // from tracking (see `refresh`). That, not "our snapshot + our delta", is what we cache.
-      multi.pexpire(key, ttl).hgetall(key)
-    }).pipe(Effect.tapError(() => cache.remove(session.id)))
+      multi.hincrby(key, Session.versionField, 1).pexpire(key, ttl)
+    }).pipe(dropOnError(session.id))
     const now = yield* Clock.currentTimeMillis
-    if (exists !== 1) {
+    if (replies[0] !== 1) {
       // Destroyed or expired meanwhile: our HSET made a hash without the creation field, which
       // readers ignore; delete it so it does not linger until its TTL.
       yield* cache.complete(ticket, undefined, now)
@@ -163,8 +213,18 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       yield* connection.debug(`flush of a destroyed or expired session dropped`)
       return
     }
-    const found = yield* decodeOrDrop(session.id, rest[rest.length - 1] as Record<string, string>, delta.next)
-    yield* cache.complete(ticket, Option.getOrUndefined(found), now)
+    // Our own write may hide a foreign one made in the same Redis event-loop cycle (see `refresh`).
+    // Every data-changing write bumps the version: if ours landed on exactly one more than the
+    // version we read, nobody wrote in between, and what we read plus what we wrote is what Redis
+    // holds. Otherwise the entry is dropped and the next read, if any, fetches the merged state.
+    const version = replies[replies.length - 2]
+    yield* cache.complete(
+      ticket,
+      version === base.version + 1
+        ? Session.make(session.id, current.createdAt, Session.withVersion(delta.next, version))
+        : undefined,
+      now
+    )
   }, Tracing.span("SessionStore.flush"))
 
   const store: Service = {
