@@ -4,13 +4,14 @@
  * exercised over HTTP in HttpSession.state.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as fc from "fast-check"
 import * as RequestState from "../src/internal/requestState.js"
 import * as Session from "../src/Session.js"
 
 const stored = (data: Session.SessionData = { a: 1 }): Session.Session =>
-  Session.encodeNew(Session.makeId(), data, 0).session
+  Either.getOrThrow(Session.encodeNew(Session.makeId(), data, 0)).session
 
 const verified = (value: string, rotated = false) => Option.some({ value, rotated })
 
