@@ -12,7 +12,7 @@ export interface StoreOptions {
 }
 
 export interface OpenStore {
-  readonly store: SessionStore.Service
+  readonly store: SessionStore.SessionStore
   readonly close: () => Promise<void>
 }
 

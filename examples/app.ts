@@ -51,7 +51,7 @@ export const router = HttpRouter.empty.pipe(
       const { name } = yield* HttpServerRequest.schemaBodyJson(Login)
       const session = yield* HttpSession.HttpSession
       // A new id at the moment of privilege change: whoever knew the old id learns nothing.
-      yield* session.regenerate()
+      yield* session.regenerate
       yield* AppSession.set("user", name)
       return json({ visits: yield* visits, user: name })
     }).pipe(
@@ -65,7 +65,7 @@ export const router = HttpRouter.empty.pipe(
     "/logout",
     Effect.gen(function*() {
       const session = yield* HttpSession.HttpSession
-      yield* session.destroy()
+      yield* session.destroy
       return json({ visits: 0, user: null })
     })
   ),
@@ -102,8 +102,8 @@ export const make = (options: HttpSession.Input) =>
         RedisConnectionError: storeUnavailable,
         RedisCommandError: storeUnavailable,
         SessionDecodeError: sessionUnreadable,
-        HttpSessionDecodeError: sessionUnreadable,
-        HttpSessionEncodeError: sessionUnreadable,
+        SessionEncodeError: sessionUnreadable,
+        SessionSchemaError: sessionUnreadable,
         RouteNotFound: () => Effect.succeed(json({ error: "not found" }, 404))
       })
     ))

@@ -12,9 +12,8 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
-import type { HttpSessionEncodeError } from "./internal/httpErrors.js"
 import * as HttpOptions from "./internal/httpOptions.js"
-import { HttpSession } from "./internal/httpSessionTag.js"
+import * as Tag from "./internal/httpSessionTag.js"
 import { RequestSession } from "./internal/requestSession.js"
 import * as Tracing from "./internal/tracing.js"
 import type * as Session from "./Session.js"
@@ -22,23 +21,6 @@ import type { SessionConfigError } from "./SessionConfig.js"
 import * as SessionCookie from "./SessionCookie.js"
 import type { SessionStoreError } from "./SessionError.js"
 import { SessionStore } from "./SessionStore.js"
-
-export {
-  /**
-   * A stored session field does not decode with the app's schema (see {@link typed}).
-   *
-   * @since 0.1.0
-   * @category errors
-   */
-  HttpSessionDecodeError,
-  /**
-   * A value could not be stored in the session: it failed the app's schema, or has no JSON form.
-   *
-   * @since 0.1.0
-   * @category errors
-   */
-  HttpSessionEncodeError
-} from "./internal/httpErrors.js"
 
 export {
   /**
@@ -88,15 +70,13 @@ export {
   typed
 } from "./internal/typedSession.js"
 
-export {
-  /**
-   * The current request's session, provided by {@link middleware}.
-   *
-   * @since 0.1.0
-   * @category tags
-   */
-  HttpSession
-}
+/**
+ * The current request's session, provided by {@link middleware}.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const HttpSession: Context.Tag<HttpSession, HttpSession> = Tag.tag
 
 /**
  * The options read from the environment under `HTTP_SESSION_*`; see
@@ -115,7 +95,7 @@ export const config = HttpOptions.config
  * @since 0.1.0
  * @category models
  */
-export interface Service {
+export interface HttpSession {
   /** The session id. Reading the id of a new session saves it now, so that the id exists in the store. */
   readonly id: Effect.Effect<string, SessionStoreError>
   /** True when the request carried no session that the store knew. */
@@ -125,15 +105,15 @@ export interface Service {
   /** One field; `None` when absent. */
   readonly get: (key: string) => Effect.Effect<Option.Option<unknown>, SessionStoreError>
   /** Sets a field to a JSON value; `undefined` removes it. Fails when the value has no JSON form. */
-  readonly set: (key: string, value: unknown) => Effect.Effect<void, SessionStoreError | HttpSessionEncodeError>
+  readonly set: (key: string, value: unknown) => Effect.Effect<void, SessionStoreError>
   /** Removes a field. */
   readonly unset: (key: string) => Effect.Effect<void, SessionStoreError>
   /** Removes every field; the session itself stays. */
-  readonly clear: () => Effect.Effect<void, SessionStoreError>
+  readonly clear: Effect.Effect<void, SessionStoreError>
   /** Moves the data to a new id and deletes the old one: call it on login, against session fixation. */
-  readonly regenerate: () => Effect.Effect<void, SessionStoreError>
+  readonly regenerate: Effect.Effect<void, SessionStoreError>
   /** Deletes the session and expires the cookie. Later changes in this request start a new session. */
-  readonly destroy: () => Effect.Effect<void, SessionStoreError>
+  readonly destroy: Effect.Effect<void, SessionStoreError>
 }
 
 /**

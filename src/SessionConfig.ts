@@ -55,11 +55,7 @@ const RedisUrl = Schema.String.pipe(
 const Password = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String))
 
 // Lifetimes go to PEXPIRE and into `now + lifetime` arithmetic; timeouts go to Node timers.
-const lifetime = (unit: "seconds" | "millis") =>
-  InternalSchema.durationInput(unit, {
-    maxMillis: InternalSchema.maxLifetimeMillis,
-    limit: "beyond it, expiry times overflow"
-  })
+const lifetime = InternalSchema.lifetime
 
 const timeout = InternalSchema.durationInput("millis", {
   maxMillis: InternalSchema.maxTimerMillis,
@@ -121,7 +117,7 @@ export const SessionConfig = Schema.Struct({
   password: Schema.optional(Password),
   // The server says how many databases it has; it is asked when the store connects.
   database: Schema.optionalWith(NonNegativeInt("a database number"), { default: () => 0 }),
-  expire: Schema.optionalWith(lifetime("seconds"), { default: () => Duration.seconds(900) }),
+  expire: Schema.optionalWith(lifetime("seconds"), { default: () => InternalSchema.defaultExpire }),
   debug: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   prefix: Schema.optionalWith(Schema.NonEmptyString, { default: () => "session:" }),
   connectTimeout: Schema.optionalWith(timeout, { default: () => Duration.seconds(5) }),

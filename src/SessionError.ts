@@ -1,5 +1,8 @@
 /**
- * The typed failures of the session store.
+ * Every error of this library: one family, one `TypeId`. The name says which
+ * layer failed: `Redis…` the connection or a command, `Session{De,En}code…`
+ * the stored JSON, `SessionSchemaError` the app's schema of the session's
+ * fields (`HttpSession.typed`), `SessionConfigError` a setting or option.
  *
  * @since 0.1.0
  */
@@ -126,9 +129,11 @@ export class SessionDecodeError extends Schema.TaggedError<SessionDecodeError>(
 }
 
 /**
- * A setting was rejected. `field` is its path, such as `"database"` or
- * `"cache.capacity"`; the message says what was expected, and never repeats a
- * password or the credentials of a url.
+ * A setting of the store, or an option of the middleware, was rejected.
+ * `field` is its path, such as `"database"` or `"cache.capacity"`; `of` says
+ * which (`"setting"` of `SessionConfig`, `"option"` of `HttpSession`). The
+ * message says what was expected, and never repeats a password, a cookie
+ * secret or the credentials of a url.
  *
  * @since 0.1.0
  * @category errors
@@ -137,13 +142,51 @@ export class SessionConfigError extends Schema.TaggedError<SessionConfigError>(
   "effect-session-redis/SessionConfigError"
 )("SessionConfigError", {
   field: Schema.String,
-  detail: Schema.String
+  detail: Schema.String,
+  of: Schema.optionalWith(Schema.Literal("setting", "option"), { default: () => "setting" as const })
 }) {
   /**
    * @since 0.1.0
    */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
   override get message(): string {
-    return `Invalid session setting "${this.field}": ${this.detail}`
+    return `Invalid ${this.of === "option" ? "HttpSession option" : "session setting"} "${this.field}": ${this.detail}`
+  }
+}
+
+/**
+ * A session field does not fit the app's schema (see `HttpSession.typed`):
+ * with `reason` `"Decode"`, a stored value does not decode (written by an
+ * older version of the app, or by hand); with `"Encode"`, a value the app
+ * tried to store fails the schema. The field is named; the value is not kept,
+ * since it may be secret.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionSchemaError extends Schema.TaggedError<SessionSchemaError>(
+  "effect-session-redis/SessionSchemaError"
+)("SessionSchemaError", {
+  reason: Schema.Literal("Decode", "Encode"),
+  field: Schema.String,
+  expected: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.reason === "Decode"
+      ? `Session field "${this.field}" does not decode as ${this.expected}`
+      : `Session field "${this.field}" cannot be stored: expected ${this.expected}`
   }
 }
 
@@ -160,13 +203,20 @@ export type SessionStoreError =
   | SessionEncodeError
 
 /**
+ * Every error of this library.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionError = SessionStoreError | SessionConfigError | SessionSchemaError
+
+/**
  * Tells whether a value is one of this library's errors.
  *
  * @since 0.1.0
  * @category refinements
  */
-export const isSessionStoreError = (u: unknown): u is SessionStoreError =>
-  typeof u === "object" && u !== null && TypeId in u
+export const isSessionError = (u: unknown): u is SessionError => typeof u === "object" && u !== null && TypeId in u
 
 const describeCause = (cause: unknown): string =>
   cause instanceof Error ? `: ${cause.message}` : typeof cause === "string" ? `: ${cause}` : ""

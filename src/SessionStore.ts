@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import type { Redis } from "ioredis"
 import * as memoryStore from "./internal/memoryStore.js"
 import * as promiseStore from "./internal/promiseStore.js"
 import * as redisStore from "./internal/redisStore.js"
@@ -19,7 +20,7 @@ import * as InternalSchema from "./internal/schema.js"
 import type { Session, SessionData } from "./Session.js"
 import type * as SessionCache from "./SessionCache.js"
 import * as SessionConfig from "./SessionConfig.js"
-import type { RedisConnectionError, SessionStoreError } from "./SessionError.js"
+import type { RedisCommandError, RedisConnectionError, SessionStoreError } from "./SessionError.js"
 
 /**
  * The operations of a session store. Every operation fails only with a
@@ -28,7 +29,7 @@ import type { RedisConnectionError, SessionStoreError } from "./SessionError.js"
  * @since 0.1.0
  * @category models
  */
-export interface Service {
+export interface SessionStore {
   /** `"redis"` or `"memory"`. */
   readonly backend: "redis" | "memory"
   /** The sliding lifetime of a session. */
@@ -51,6 +52,14 @@ export interface Service {
   readonly ping: Effect.Effect<void, SessionStoreError>
   /** The near-cache's counters (all zero for the in-memory backend, which needs no cache). */
   readonly cacheStats: Effect.Effect<SessionCache.Stats>
+  /**
+   * Runs `f` with the store's ioredis client, for what this library does not
+   * do itself, as the seed's `redis` method allowed. The call is bounded by
+   * `commandTimeout`, and its failures are typed and free of secrets. Fails
+   * with `RedisCommandError` on the in-memory backend, which has no Redis.
+   * Keep your own keys outside the session `prefix`.
+   */
+  readonly redis: <A>(f: (client: Redis) => Promise<A>) => Effect.Effect<A, RedisConnectionError | RedisCommandError>
 }
 
 /**
@@ -59,7 +68,9 @@ export interface Service {
  * @since 0.1.0
  * @category tags
  */
-export class SessionStore extends Context.Tag("effect-session-redis/SessionStore")<SessionStore, Service>() {}
+export const SessionStore: Context.Tag<SessionStore, SessionStore> = Context.GenericTag<SessionStore>(
+  "effect-session-redis/SessionStore"
+)
 
 /**
  * Options of the in-memory backend.
@@ -79,7 +90,7 @@ export interface MemoryOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory: (options?: MemoryOptions) => Effect.Effect<Service> = memoryStore.make
+export const makeMemory: (options?: MemoryOptions) => Effect.Effect<SessionStore> = memoryStore.make
 
 /**
  * The in-memory store as a layer.
@@ -89,14 +100,6 @@ export const makeMemory: (options?: MemoryOptions) => Effect.Effect<Service> = m
  */
 export const layerMemory = (options?: MemoryOptions): Layer.Layer<SessionStore> =>
   Layer.effect(SessionStore, makeMemory(options))
-
-/**
- * Runs `f` with the current store.
- *
- * @since 0.1.0
- * @category accessors
- */
-export const withStore = <A, E, R>(f: (store: Service) => Effect.Effect<A, E, R>) => Effect.flatMap(SessionStore, f)
 
 /**
  * Makes a Redis-backed store from decoded settings: connects, PINGs, turns on
@@ -110,7 +113,7 @@ export const withStore = <A, E, R>(f: (store: Service) => Effect.Effect<A, E, R>
  */
 export const make: (
   config: SessionConfig.SessionConfig
-) => Effect.Effect<Service, RedisConnectionError | SessionConfig.SessionConfigError, Scope.Scope> = redisStore.make
+) => Effect.Effect<SessionStore, RedisConnectionError | SessionConfig.SessionConfigError, Scope.Scope> = redisStore.make
 
 /**
  * The Redis-backed store, from plain settings (see `SessionConfig`). Fails with
@@ -166,7 +169,7 @@ export interface Async {
   /** Refreshes a session's lifetime without rewriting its data. */
   readonly touch: (id: string) => Promise<void>
   /** The Effect service underneath, to hand to Effect code that shares this store. */
-  readonly store: Service
+  readonly store: SessionStore
   /** Closes the connections (QUIT). Calling it again returns the same Promise. */
   readonly close: () => Promise<void>
 }

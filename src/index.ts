@@ -45,12 +45,19 @@ export * as SessionCookie from "./SessionCookie.js"
 export * as SessionStore from "./SessionStore.js"
 
 /**
+ * The error family: every error of this library carries one `TypeId`
+ * (see `isSessionError`), and its name says which layer failed.
+ *
  * @since 0.1.0
  */
 export {
+  isSessionError,
   RedisCommandError,
   RedisConnectionError,
+  SessionConfigError,
   SessionDecodeError,
   SessionEncodeError,
+  type SessionError,
+  SessionSchemaError,
   type SessionStoreError
 } from "./SessionError.js"

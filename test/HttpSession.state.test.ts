@@ -32,7 +32,7 @@ const makeStore = Effect.gen(function*() {
   const gate = yield* Ref.make<Deferred.Deferred<void> | undefined>(undefined)
   const count = (op: "retrieve" | "create" | "flush" | "destroy") =>
     Ref.update(calls, (c) => ({ ...c, [op]: c[op] + 1 }))
-  const store: SessionStore.Service = {
+  const store: SessionStore.SessionStore = {
     ...inner,
     retrieve: (id) =>
       Effect.gen(function*() {
@@ -87,7 +87,7 @@ const setup = Effect.gen(function*() {
         yield* Ref.set(t.gate, gate)
         const reader = yield* Effect.fork(s.get("a"))
         yield* Deferred.await(t.entered)
-        yield* s.destroy()
+        yield* s.destroy
         yield* Ref.set(t.gate, undefined)
         yield* Deferred.succeed(gate, undefined)
         const read = yield* Fiber.join(reader)
@@ -98,16 +98,16 @@ const setup = Effect.gen(function*() {
       "/regenerate-then-destroy",
       Effect.gen(function*() {
         const s = yield* session
-        yield* s.regenerate()
-        yield* s.destroy()
+        yield* s.regenerate
+        yield* s.destroy
         return json({ ok: true })
       })
     ),
     HttpRouter.post("/set-then-fail", Effect.zipRight(Effect.flatMap(session, (s) => s.set("c", 3)), new Teapot())),
-    HttpRouter.post("/destroy-then-fail", Effect.zipRight(Effect.flatMap(session, (s) => s.destroy()), new Teapot())),
+    HttpRouter.post("/destroy-then-fail", Effect.zipRight(Effect.flatMap(session, (s) => s.destroy), new Teapot())),
     HttpRouter.post(
       "/regenerate-then-fail",
-      Effect.zipRight(Effect.flatMap(session, (s) => s.regenerate()), new Teapot())
+      Effect.zipRight(Effect.flatMap(session, (s) => s.regenerate), new Teapot())
     )
   )
   const middleware = yield* HttpSession.middleware({ secrets: [secret] })

@@ -24,7 +24,7 @@ import * as Schema from "effect/Schema"
 import * as fc from "fast-check"
 import { createServer } from "node:http"
 import * as HttpSession from "../src/HttpSession.js"
-import * as Session from "../src/Session.js"
+import * as Session from "../src/internal/codec.js"
 import * as SessionCookie from "../src/SessionCookie.js"
 import { RedisConnectionError } from "../src/SessionError.js"
 import * as SessionStore from "../src/SessionStore.js"
@@ -99,16 +99,16 @@ const router = HttpRouter.empty.pipe(
   ),
   HttpRouter.post(
     "/clear",
-    Effect.flatMap(session, (s) => Effect.as(s.clear(), json({ ok: true })))
+    Effect.flatMap(session, (s) => Effect.as(s.clear, json({ ok: true })))
   ),
   HttpRouter.post(
     "/regenerate",
-    Effect.flatMap(session, (s) => Effect.zipRight(s.regenerate(), Effect.map(s.data, (data) => json(data))))
+    Effect.flatMap(session, (s) => Effect.zipRight(s.regenerate, Effect.map(s.data, (data) => json(data))))
   ),
-  HttpRouter.post("/destroy", Effect.flatMap(session, (s) => Effect.as(s.destroy(), json({ ok: true })))),
+  HttpRouter.post("/destroy", Effect.flatMap(session, (s) => Effect.as(s.destroy, json({ ok: true })))),
   HttpRouter.post(
     "/destroy-then-set",
-    Effect.flatMap(session, (s) => Effect.as(Effect.zipRight(s.destroy(), s.set("flash", "bye")), json({ ok: true })))
+    Effect.flatMap(session, (s) => Effect.as(Effect.zipRight(s.destroy, s.set("flash", "bye")), json({ ok: true })))
   ),
   HttpRouter.post("/fail", Effect.zipRight(setAll({ failed: true }), Effect.fail(new Boom()))),
   HttpRouter.post("/die", Effect.zipRight(setAll({ died: true }), Effect.dieMessage("handler defect"))),
@@ -135,8 +135,9 @@ const appWith = (middleware: HttpSession.Middleware) =>
       RedisConnectionError: (e) => Effect.succeed(json({ error: e._tag }, 503)),
       RedisCommandError: (e) => Effect.succeed(json({ error: e._tag }, 503)),
       SessionDecodeError: (e) => Effect.succeed(json({ error: e._tag }, 500)),
-      HttpSessionDecodeError: (e) => Effect.succeed(json({ error: e._tag, field: e.field }, 500)),
-      HttpSessionEncodeError: (e) => Effect.succeed(json({ error: e._tag, field: e.field }, 400)),
+      SessionSchemaError: (e) =>
+        Effect.succeed(json({ error: e._tag, reason: e.reason, field: e.field }, e.reason === "Decode" ? 500 : 400)),
+      SessionEncodeError: (e) => Effect.succeed(json({ error: e._tag, field: e.field }, 400)),
       ParseError: () => Effect.succeed(json({ error: "bad body" }, 400)),
       RequestError: () => Effect.succeed(json({ error: "bad body" }, 400)),
       RouteNotFound: () => Effect.succeed(json({ error: "not found" }, 404))
@@ -205,7 +206,7 @@ const spyStore = Effect.gen(function*() {
   const inner = yield* SessionStore.SessionStore
   const calls = yield* Ref.make<Record<string, number>>({})
   const count = (name: string) => Ref.update(calls, (c) => ({ ...c, [name]: (c[name] ?? 0) + 1 }))
-  const store: SessionStore.Service = {
+  const store: SessionStore.SessionStore = {
     ...inner,
     create: (data) => Effect.zipRight(count("create"), inner.create(data)),
     retrieve: (id) => Effect.zipRight(count("retrieve"), inner.retrieve(id)),
@@ -570,18 +571,18 @@ const behaviour = (name: string, harness: Layer.Layer<Harness>) =>
         // A value the schema refuses to encode is refused, typed.
         const refused = yield* client.post("/typed", { n: 1.5 })
         expect(refused.status).toBe(400)
-        expect(refused.body).toEqual({ error: "HttpSessionEncodeError", field: "n" })
+        expect(refused.body).toEqual({ error: "SessionSchemaError", reason: "Encode", field: "n" })
         // A stored value that no longer decodes is a typed error for that field only.
         yield* client.post("/set", { n: "five" })
         const stale = yield* client.get("/count")
         expect(stale.status).toBe(500)
-        expect(stale.body).toEqual({ error: "HttpSessionDecodeError", field: "n" })
+        expect(stale.body).toEqual({ error: "SessionSchemaError", reason: "Decode", field: "n" })
         // The app can repair it.
         yield* client.post("/typed", { n: 7 })
         expect((yield* client.get("/count")).body).toEqual({ n: 8, isNew: false })
         // A value without a JSON form is refused, typed.
         const big = yield* client.post("/bigint")
-        expect(big.body).toEqual({ error: "HttpSessionEncodeError", field: "big" })
+        expect(big.body).toEqual({ error: "SessionEncodeError", field: "big" })
       })))
 
     it.scoped("the cookie survives the middleware being passed to serve (where it runs after the response)", () =>
@@ -610,7 +611,7 @@ describe("HttpSession: store failures reach the app's error channel", () => {
   it.scopedLive("a failed read fails the handler with the store's typed error", () =>
     Effect.gen(function*() {
       const memory = yield* SessionStore.makeMemory()
-      const broken: SessionStore.Service = {
+      const broken: SessionStore.SessionStore = {
         ...memory,
         retrieve: () => Effect.fail(down),
         create: () => Effect.fail(down)
@@ -630,7 +631,7 @@ describe("HttpSession: store failures reach the app's error channel", () => {
     Effect.gen(function*() {
       const memory = yield* SessionStore.makeMemory()
       const created = yield* memory.create({ a: 1 })
-      const broken: SessionStore.Service = { ...memory, flush: () => Effect.fail(down) }
+      const broken: SessionStore.SessionStore = { ...memory, flush: () => Effect.fail(down) }
       const app = yield* start().pipe(Effect.provideService(SessionStore.SessionStore, broken))
       const client = app.client()
       client.jar.set("sid", SessionCookie.sign(created.id, Redacted.make(secretA)))

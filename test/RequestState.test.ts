@@ -7,8 +7,8 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as fc from "fast-check"
+import * as Session from "../src/internal/codec.js"
 import * as RequestState from "../src/internal/requestState.js"
-import * as Session from "../src/Session.js"
 
 const stored = (data: Session.SessionData = { a: 1 }): Session.Session =>
   Either.getOrThrow(Session.encodeNew(Session.makeId(), data, 0)).session

@@ -17,7 +17,7 @@ import { SessionCache, type SessionConfig, SessionStore } from "../src/index.js"
 import { RedisServer } from "./support/index.js"
 
 const Store = SessionStore.SessionStore
-type Store = SessionStore.Service
+type Store = SessionStore.SessionStore
 
 /** A store with its own connections: one simulated app instance. */
 const instance = (settings: SessionConfig.Input) =>

@@ -6,7 +6,8 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { Session, SessionCache } from "../src/index.js"
+import * as SessionCache from "../src/internal/cache.js"
+import * as Session from "../src/internal/codec.js"
 
 const ttl = 10_000
 const make = (capacity = 10) =>

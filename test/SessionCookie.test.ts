@@ -3,7 +3,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as fc from "fast-check"
 import { createHmac } from "node:crypto"
-import * as Session from "../src/Session.js"
+import * as Session from "../src/internal/codec.js"
 import * as SessionCookie from "../src/SessionCookie.js"
 
 const current = Redacted.make("current-secret-0123456789abcdefghijklmnop")

@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { SessionStore } from "../src/index.js"
-import { isSessionStoreError, SessionEncodeError } from "../src/SessionError.js"
+import { isSessionError, SessionEncodeError } from "../src/SessionError.js"
 import { change } from "./SessionStoreSpec.js"
 import { RedisServer } from "./support/index.js"
 
@@ -108,6 +108,6 @@ describe("SessionEncodeError", () => {
   it("is one of the store's errors, with a message that names the field", () => {
     const error = new SessionEncodeError({ field: "f", detail: "a bigint has no JSON form" })
     expect(error.message).toBe("Session field \"f\" could not be encoded: a bigint has no JSON form")
-    expect(isSessionStoreError(error)).toBe(true)
+    expect(isSessionError(error)).toBe(true)
   })
 })

@@ -103,7 +103,7 @@ const modelFlush = (session: ModelSession, base: Data, edited: Readonly<Record<s
 
 interface Backend {
   readonly name: string
-  readonly store: SessionStore.Service
+  readonly store: SessionStore.SessionStore
   /** The sessions this backend returned, per model session, in the same order as the model's copies. */
   readonly copies: Array<Array<Session.Session>>
 }
@@ -118,7 +118,7 @@ const describeOp = (op: Op) => JSON.stringify(op)
 const run = (
   ops: ReadonlyArray<Op>,
   backends: ReadonlyArray<Backend>,
-  observer?: { readonly store: SessionStore.Service; readonly observed: number }
+  observer?: { readonly store: SessionStore.SessionStore; readonly observed: number }
 ) =>
   Effect.gen(function*() {
     const model: Array<ModelSession> = []

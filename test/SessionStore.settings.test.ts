@@ -10,7 +10,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { SessionConfig, SessionStore } from "../src/index.js"
-import * as Redis from "../src/Redis.js"
+import * as Redis from "../src/internal/redis.js"
 import { RedisServer } from "./support/index.js"
 
 const build = (settings: SessionConfig.Input) =>

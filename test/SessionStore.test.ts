@@ -12,7 +12,8 @@ import type { Redis } from "ioredis"
 import { readFileSync } from "node:fs"
 import * as net from "node:net"
 import { addToCart } from "../examples/promise.js"
-import { Session, type SessionConfig, SessionStore } from "../src/index.js"
+import { type SessionConfig, SessionStore } from "../src/index.js"
+import * as Session from "../src/internal/codec.js"
 import { change, dataOf, retrieveSome, sessionStoreSpec } from "./SessionStoreSpec.js"
 import { RedisServer } from "./support/index.js"
 
@@ -558,7 +559,7 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
     const rawWrite = (raw: Redis, id: string) =>
       promise(() => raw.multi().hset(keyOf(id), "b", "\"from B\"").hincrby(keyOf(id), "$v", 1).exec())
 
-    const seesForeignWrite = (store: SessionStore.Service, id: string) =>
+    const seesForeignWrite = (store: SessionStore.SessionStore, id: string) =>
       RedisServer.eventually(
         Effect.flatMap(store.retrieve(id), (s) =>
           Option.getOrThrow(s).data.b === "from B" ? Effect.void : Effect.fail(Option.getOrThrow(s).data)),
@@ -566,7 +567,7 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
       )
 
     /** Whether `store` holds `id` in its near-cache (a retrieve that sends no command). */
-    const isCached = (server: RedisServer.RedisServer, store: SessionStore.Service, id: string) =>
+    const isCached = (server: RedisServer.RedisServer, store: SessionStore.SessionStore, id: string) =>
       Effect.map(server.countCommands(store.retrieve(id)), ({ total }) => total === 0)
 
     it.scoped("a raw write (bumping the version) just before our flush is not hidden from our cache", () =>

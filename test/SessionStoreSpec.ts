@@ -7,7 +7,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { Session, SessionStore } from "../src/index.js"
+import { SessionStore } from "../src/index.js"
+import * as Session from "../src/internal/codec.js"
 
 /** What the spec checks about the store it is given. */
 export interface SpecOptions {

@@ -1,5 +1,5 @@
 import * as Context from "effect/Context"
-import type { Service } from "../HttpSession.js"
+import type { HttpSession } from "../HttpSession.js"
 
 /**
  * The tag of the per-request session service. It lives here, not in the
@@ -7,4 +7,6 @@ import type { Service } from "../HttpSession.js"
  *
  * @internal
  */
-export class HttpSession extends Context.Tag("effect-session-redis/HttpSession")<HttpSession, Service>() {}
+export const tag: Context.Tag<HttpSession, HttpSession> = Context.GenericTag<HttpSession>(
+  "effect-session-redis/HttpSession"
+)

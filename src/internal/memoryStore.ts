@@ -4,8 +4,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import * as Session from "../Session.js"
-import type { Service } from "../SessionStore.js"
+import * as Schema from "effect/Schema"
+import { RedisCommandError } from "../SessionError.js"
+import type { MemoryOptions, SessionStore } from "../SessionStore.js"
+import * as Session from "./codec.js"
+import * as InternalSchema from "./schema.js"
 
 /** A stored session: its hash fields, as Redis would hold them, and when it expires. */
 interface Entry {
@@ -15,10 +18,7 @@ interface Entry {
 
 const sweepEvery = 1024
 
-/** @internal */
-export interface MemoryOptions {
-  readonly expire?: Duration.DurationInput | undefined
-}
+const decodeExpire = Schema.decodeUnknown(InternalSchema.lifetime("seconds"))
 
 /**
  * The in-memory backend. It keeps the hash fields exactly as the Redis backend
@@ -27,12 +27,12 @@ export interface MemoryOptions {
  *
  * @internal
  */
-export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
+export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =>
   Effect.gen(function*() {
-    // A bare number means seconds, as for the Redis backend's `expire`.
-    const expire = typeof options.expire === "number"
-      ? Duration.seconds(options.expire)
-      : Duration.decode(options.expire ?? Duration.seconds(900))
+    // The same rules as the Redis backend's `expire`: a bare number means seconds.
+    const expire = options.expire === undefined
+      ? InternalSchema.defaultExpire
+      : yield* Effect.orDie(decodeExpire(options.expire))
     const ttl = Duration.toMillis(expire)
     const entries = yield* Ref.make(new Map<string, Entry>())
 
@@ -63,14 +63,14 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
           return map.set(id, { fields, expiresAt: now + ttl })
         }))
 
-    const retrieve: Service["retrieve"] = (id) =>
+    const retrieve: SessionStore["retrieve"] = (id) =>
       Effect.flatMap(live(id, true), (entry) =>
         entry === undefined ? Effect.succeedNone : Either.match(Session.decode(id, entry.fields), {
           onLeft: Effect.fail,
           onRight: Effect.succeed
         }))
 
-    const store: Service = {
+    const store: SessionStore = {
       backend: "memory",
       expire,
       create: (data = {}) =>
@@ -113,6 +113,10 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Service> =>
       touch: (id) =>
         Effect.asVoid(live(id, true)),
       ping: Effect.void,
+      redis: () =>
+        Effect.fail(
+          new RedisCommandError({ method: "SessionStore.redis", command: "none: the in-memory backend has no Redis" })
+        ),
       cacheStats: Effect.succeed({ hits: 0, misses: 0, invalidations: 0, clears: 0, size: 0, mode: "Off" })
     }
     return store

@@ -4,12 +4,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type { ChainableCommander } from "ioredis"
-import * as Redis from "../Redis.js"
-import * as Session from "../Session.js"
-import * as SessionCache from "../SessionCache.js"
 import type { SessionConfig } from "../SessionConfig.js"
 import type { SessionStoreError } from "../SessionError.js"
-import type { Service } from "../SessionStore.js"
+import type { SessionStore } from "../SessionStore.js"
+import * as SessionCache from "./cache.js"
+import * as Session from "./codec.js"
+import * as Redis from "./redis.js"
 import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
 
@@ -74,7 +74,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   // A reply that failed may still have been executed: drop what we hold rather than guess.
   const dropOnError = (id: string) => <A, E>(self: Effect.Effect<A, E>) => Effect.tapError(self, () => cache.remove(id))
 
-  const create: Service["create"] = Effect.fnUntraced(function*(data = {}) {
+  const create: SessionStore["create"] = Effect.fnUntraced(function*(data = {}) {
     const id = Session.makeId()
     const key = keyOf(id)
     const now = yield* Clock.currentTimeMillis
@@ -151,7 +151,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   // Reads get no span at all: even when a tracer is installed, one span per cache hit would cost
   // more than the hit. Writes get spans when a tracer is installed (see Tracing.span).
-  const retrieve: Service["retrieve"] = (id) =>
+  const retrieve: SessionStore["retrieve"] = (id) =>
     Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       return Effect.flatMap(cache.lookup(id, now), (entry) =>
@@ -162,14 +162,14 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
           : reconcile(id, entry.session, entry.found))
     })
 
-  const destroy: Service["destroy"] = Effect.fnUntraced(function*(id) {
+  const destroy: SessionStore["destroy"] = Effect.fnUntraced(function*(id) {
     yield* cache.remove(id)
     yield* run("SessionStore.destroy", "DEL", keyOf(id), (client) => client.del(keyOf(id)))
     // A read that started before the DEL may have been answered after it: drop whatever it installed.
     yield* cache.remove(id)
   }, Tracing.span("SessionStore.destroy"))
 
-  const touch: Service["touch"] = Effect.fnUntraced(function*(id) {
+  const touch: SessionStore["touch"] = Effect.fnUntraced(function*(id) {
     const entry = yield* cache.peek(id, clock.unsafeCurrentTimeMillis())
     // Cached: refresh it and keep it if nothing changed (see `refresh`).
     if (entry !== undefined) {
@@ -182,7 +182,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     yield* cache.remove(id)
   }, Tracing.span("SessionStore.touch"))
 
-  const flush: Service["flush"] = Effect.fnUntraced(function*(session) {
+  const flush: SessionStore["flush"] = Effect.fnUntraced(function*(session) {
     // A hand-built session is written whole: against what is stored now.
     const current = session.snapshot === undefined ? Option.getOrUndefined(yield* retrieve(session.id)) : session
     const base = current?.snapshot
@@ -227,7 +227,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     )
   }, Tracing.span("SessionStore.flush"))
 
-  const store: Service = {
+  const store: SessionStore = {
     backend: "redis",
     expire: config.expire,
     create,
@@ -236,7 +236,8 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     destroy,
     touch,
     ping: Effect.asVoid(run("SessionStore.ping", "PING", "", (client) => client.ping())),
-    cacheStats: cache.stats
+    cacheStats: cache.stats,
+    redis: (f) => run("SessionStore.redis", "(user)", "", f)
   }
   return store
 })

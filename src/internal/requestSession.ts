@@ -16,12 +16,11 @@ import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
-import type { Service } from "../HttpSession.js"
-import * as Session from "../Session.js"
+import type { HttpSession } from "../HttpSession.js"
 import type * as SessionCookie from "../SessionCookie.js"
-import type { SessionStoreError } from "../SessionError.js"
+import { SessionEncodeError, type SessionStoreError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
-import { HttpSessionEncodeError } from "./httpErrors.js"
+import * as Session from "./codec.js"
 import type { Options } from "./httpOptions.js"
 import * as RequestState from "./requestState.js"
 
@@ -34,7 +33,7 @@ const maxCookieLength = 128
  *
  * @internal
  */
-export class RequestSession implements Service {
+export class RequestSession implements HttpSession {
   private state: RequestState.State = RequestState.unloaded
   private incoming: Option.Option<SessionCookie.Verified> | undefined = undefined
   private committed = false
@@ -46,7 +45,7 @@ export class RequestSession implements Service {
   constructor(
     private readonly options: Options,
     private readonly signer: SessionCookie.Signer,
-    private readonly store: SessionStore["Type"],
+    private readonly store: SessionStore,
     request: HttpServerRequest.HttpServerRequest,
     /** Whether the app installed a tracer: spans cost more than a cache hit, so only then. */
     private readonly traced: boolean
@@ -137,13 +136,14 @@ export class RequestSession implements Service {
   readonly get = (key: string): Effect.Effect<Option.Option<unknown>, SessionStoreError> =>
     this.withLoaded((state) => Object.hasOwn(state.data, key) ? Option.some(state.data[key]) : Option.none())
 
-  readonly set = (key: string, value: unknown): Effect.Effect<void, SessionStoreError | HttpSessionEncodeError> =>
+  readonly set = (key: string, value: unknown): Effect.Effect<void, SessionStoreError> =>
     Effect.flatMap(this.withLoaded(() => undefined), () => {
       let encoded: string | undefined
       try {
         encoded = value === undefined ? undefined : JSON.stringify(value)
       } catch (cause) {
-        return Effect.fail(new HttpSessionEncodeError({ field: key, detail: describe(cause) }))
+        // The cause is not kept: its message may quote the value, which may be secret.
+        return Effect.fail(new SessionEncodeError({ field: key, detail: noJsonForm(cause) }))
       }
       const state = this.state as RequestState.Loaded
       // What is read back now is what the next request will read: the JSON form, frozen.
@@ -159,16 +159,22 @@ export class RequestSession implements Service {
   readonly unset = (key: string): Effect.Effect<void, SessionStoreError> =>
     this.update((state) => RequestState.withData(state, omit(state.data, key)))
 
-  readonly clear = (): Effect.Effect<void, SessionStoreError> =>
-    this.update((state) => RequestState.withData(state, RequestState.emptyData))
+  // Operations without arguments are values, as in Effect's own services; getters, so that
+  // they cost nothing until used.
+  get clear(): Effect.Effect<void, SessionStoreError> {
+    return this.update((state) => RequestState.withData(state, RequestState.emptyData))
+  }
 
-  readonly regenerate = (): Effect.Effect<void, SessionStoreError> => this.update(RequestState.regenerated)
+  get regenerate(): Effect.Effect<void, SessionStoreError> {
+    return this.update(RequestState.regenerated)
+  }
 
   // No load: deleting needs only the id from the cookie.
-  readonly destroy = (): Effect.Effect<void, SessionStoreError> =>
-    Effect.sync(() => {
+  get destroy(): Effect.Effect<void, SessionStoreError> {
+    return Effect.sync(() => {
       this.state = RequestState.destroyed(this.state, Option.getOrUndefined(this.cookie())?.value)
     })
+  }
 
   /** Saves a session that exists only in this request, so that its id is real. */
   private create(): Effect.Effect<string, SessionStoreError> {
@@ -309,7 +315,12 @@ const omit = (data: Session.SessionData, key: string): Session.SessionData => {
   return Object.freeze(rest)
 }
 
-const describe = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+const noJsonForm = (cause: unknown): string =>
+  cause instanceof TypeError && /circular/i.test(cause.message)
+    ? "the value has no JSON form (a cycle)"
+    : cause instanceof TypeError && /bigint/i.test(cause.message)
+    ? "the value has no JSON form (a bigint)"
+    : "the value has no JSON form (its toJSON failed)"
 
 const isHttps = (request: HttpServerRequest.HttpServerRequest, trustProxy: boolean): boolean => {
   if (trustProxy) {

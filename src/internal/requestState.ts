@@ -13,7 +13,7 @@ import type * as SessionCookie from "../SessionCookie.js"
  * - `Unloaded`: the handler has not touched the session; the cookie has not even been verified.
  * - `Active`: the session the request works on. `base` is what the store holds (undefined while
  *   the session exists only in this request); `issued` says the store made it during this request.
- * - `Regenerated`: the data moves to a new id at commit (`regenerate()`, against fixation).
+ * - `Regenerated`: the data moves to a new id at commit (`regenerate`, against fixation).
  * - `Destroyed`: the session was deleted; data set afterwards starts a new one.
  *
  * `retired` lists the stored ids to delete at commit; `isNew` says the request came without a
@@ -73,7 +73,7 @@ export const issued = (state: Loaded, session: Session.Session): Loaded => ({
   retired: state.retired
 })
 
-/** `regenerate()`: the data will be saved under a new id and the stored session deleted. */
+/** `regenerate`: the data will be saved under a new id and the stored session deleted. */
 export const regenerated = (state: Loaded): Loaded => ({
   _tag: "Regenerated",
   data: state.data,
@@ -82,7 +82,7 @@ export const regenerated = (state: Loaded): Loaded => ({
 })
 
 /**
- * `destroy()`: the session is deleted and its data dropped. From `Unloaded`, the id comes from the
+ * `destroy`: the session is deleted and its data dropped. From `Unloaded`, the id comes from the
  * verified cookie: deleting needs no load.
  */
 export const destroyed = (state: State, cookieId: string | undefined): Loaded =>

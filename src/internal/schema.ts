@@ -81,6 +81,21 @@ export const durationInput = (
 }
 
 /**
+ * A session lifetime: at most {@link maxLifetimeMillis}.
+ *
+ * @internal
+ */
+export const lifetime = (unit: "seconds" | "millis") =>
+  durationInput(unit, { maxMillis: maxLifetimeMillis, limit: "beyond it, expiry times overflow" })
+
+/**
+ * The sliding session lifetime when none is given: 900 s, as in Dancer::Session::Redis.
+ *
+ * @internal
+ */
+export const defaultExpire: Duration.Duration = Duration.seconds(900)
+
+/**
  * A strict decoder for settings objects: unknown keys are errors, and the
  * first problem becomes a `SessionConfigError` naming its field.
  *
@@ -93,12 +108,13 @@ export const decoder = <A, I>(schema: Schema.Schema<A, I>, noun: "setting" | "op
       const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
       const field = issue === undefined || issue.path.length === 0 ? `(${noun}s)` : issue.path.join(".")
       return new SessionConfigError({
+        of: noun,
         field,
         detail: issue === undefined
           ? `invalid ${noun}s`
           : issue._tag === "Unexpected"
           ? `unknown ${noun} (check its spelling)`
-          : /password/i.test(field)
+          : /password|secret/i.test(field)
           // Whatever was given in its place may be the password itself.
           ? "Expected a string or a Redacted string (the value given is not shown)"
           : Redact.text(issue.message, [])

@@ -1,9 +1,9 @@
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import * as Redis from "../Redis.js"
-import type * as SessionCache from "../SessionCache.js"
 import type { SessionConfig } from "../SessionConfig.js"
 import { RedisCommandError } from "../SessionError.js"
+import type * as SessionCache from "./cache.js"
+import * as Redis from "./redis.js"
 
 const channel = "__redis__:invalidate"
 

@@ -5,14 +5,14 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import type { SessionStoreError } from "../SessionError.js"
-import { HttpSessionDecodeError, HttpSessionEncodeError } from "./httpErrors.js"
-import { HttpSession } from "./httpSessionTag.js"
+import type { HttpSession } from "../HttpSession.js"
+import { SessionSchemaError, type SessionStoreError } from "../SessionError.js"
+import * as Tag from "./httpSessionTag.js"
 
 /**
  * Typed access to the session through a Schema of its fields: reads decode,
  * writes encode. Each field is decoded on its own, so one stale field fails
- * only the reads of that field, with an {@link HttpSessionDecodeError}.
+ * only the reads of that field, with a `SessionSchemaError`.
  *
  * @since 0.1.0
  * @category models
@@ -23,23 +23,23 @@ export interface Typed<A, R> {
     key: K
   ) => Effect.Effect<
     Option.Option<Exclude<A[K], undefined>>,
-    SessionStoreError | HttpSessionDecodeError,
+    SessionStoreError | SessionSchemaError,
     HttpSession | R
   >
   /** Encodes and sets a field; `undefined` (for an optional field) removes it. */
   readonly set: <K extends keyof A & string>(
     key: K,
     value: A[K]
-  ) => Effect.Effect<void, SessionStoreError | HttpSessionEncodeError, HttpSession | R>
+  ) => Effect.Effect<void, SessionStoreError | SessionSchemaError, HttpSession | R>
   /** Sets a field from its current value, and returns the new value. */
   readonly modify: <K extends keyof A & string>(
     key: K,
     f: (current: Option.Option<Exclude<A[K], undefined>>) => A[K]
-  ) => Effect.Effect<A[K], SessionStoreError | HttpSessionDecodeError | HttpSessionEncodeError, HttpSession | R>
+  ) => Effect.Effect<A[K], SessionStoreError | SessionSchemaError, HttpSession | R>
   /** Removes a field. */
   readonly unset: <K extends keyof A & string>(key: K) => Effect.Effect<void, SessionStoreError, HttpSession>
   /** Every declared field that is present (or has a default), decoded. Undeclared fields are left out. */
-  readonly data: Effect.Effect<Partial<A>, SessionStoreError | HttpSessionDecodeError, HttpSession | R>
+  readonly data: Effect.Effect<Partial<A>, SessionStoreError | SessionSchemaError, HttpSession | R>
 }
 
 /**
@@ -92,26 +92,26 @@ export const typed = <Fields extends Schema.Struct.Fields>(
       onSome: (value) =>
         Effect.mapError(
           Effect.map(c.decode({ [key]: value }), field),
-          () => new HttpSessionDecodeError({ field: key, expected: c.expected })
+          () => new SessionSchemaError({ reason: "Decode", field: key, expected: c.expected })
         )
     })
   }
 
   const get = <K extends keyof A & string>(key: K) =>
     Effect.flatMap(
-      HttpSession,
+      Tag.tag,
       (session) => Effect.flatMap(session.get(key), (stored) => decodeField(key, stored))
     ) as Effect.Effect<
       Option.Option<Exclude<A[K], undefined>>,
-      SessionStoreError | HttpSessionDecodeError,
+      SessionStoreError | SessionSchemaError,
       HttpSession | R
     >
 
   const set = <K extends keyof A & string>(key: K, value: A[K]) =>
-    Effect.flatMap(HttpSession, (session) =>
+    Effect.flatMap(Tag.tag, (session) =>
       codec(key).encode({ [key]: value }).pipe(
         // The value is left out of the error: it may be secret.
-        Effect.mapError(() => new HttpSessionEncodeError({ field: key, detail: `expected ${codec(key).expected}` })),
+        Effect.mapError(() => new SessionSchemaError({ reason: "Encode", field: key, expected: codec(key).expected })),
         Effect.flatMap((encoded) => session.set(key, encoded[key]))
       ))
 
@@ -123,22 +123,19 @@ export const typed = <Fields extends Schema.Struct.Fields>(
         const next = f(current)
         return Effect.as(set(key, next), next)
       }),
-    unset: (key) => Effect.flatMap(HttpSession, (session) => session.unset(key)),
-    data: Effect.flatMap(
-      HttpSession,
-      (session) =>
-        Effect.flatMap(
-          session.data,
-          (stored) =>
-            Effect.reduce(Object.keys(schema.fields), {} as Record<string, unknown>, (out, key) =>
-              Effect.map(
-                decodeField(key, Object.hasOwn(stored, key) ? Option.some(stored[key]) : Option.none()),
-                (value) => {
-                  if (Option.isSome(value)) out[key] = value.value
-                  return out
-                }
-              ))
-        )
-    ) as Effect.Effect<Partial<A>, SessionStoreError | HttpSessionDecodeError, HttpSession | R>
+    unset: (key) => Effect.flatMap(Tag.tag, (session) => session.unset(key)),
+    data: Effect.flatMap(Tag.tag, (session) =>
+      Effect.flatMap(
+        session.data,
+        (stored) =>
+          Effect.reduce(Object.keys(schema.fields), {} as Record<string, unknown>, (out, key) =>
+            Effect.map(
+              decodeField(key, Object.hasOwn(stored, key) ? Option.some(stored[key]) : Option.none()),
+              (value) => {
+                if (Option.isSome(value)) out[key] = value.value
+                return out
+              }
+            ))
+      )) as Effect.Effect<Partial<A>, SessionStoreError | SessionSchemaError, HttpSession | R>
   }
 }

@@ -15,10 +15,10 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Redis as IORedis, type RedisOptions } from "ioredis"
-import * as Redact from "./internal/redact.js"
-import { maxTimerMillis } from "./internal/schema.js"
-import type { SessionConfig } from "./SessionConfig.js"
-import { type ConnectionReason, RedisCommandError, RedisConnectionError, SessionConfigError } from "./SessionError.js"
+import type { SessionConfig } from "../SessionConfig.js"
+import { type ConnectionReason, RedisCommandError, RedisConnectionError, SessionConfigError } from "../SessionError.js"
+import * as Redact from "./redact.js"
+import { maxTimerMillis } from "./schema.js"
 
 /**
  * The ioredis options this library sets. `replyMapping` is left out: ioredis

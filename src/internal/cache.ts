@@ -1,0 +1,234 @@
+/**
+ * The near-cache: recently used sessions kept in memory, bounded (least
+ * recently used goes first), never served past their lifetime, and filled
+ * only when no invalidation or local write raced the read that fills it.
+ */
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import type { Session } from "../Session.js"
+import { metrics, type Mode, type Stats } from "../SessionCache.js"
+
+/**
+ * A cached session.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Entry {
+  readonly session: Session
+  /** `Option.some(session)`, made once so that a hit allocates nothing. */
+  readonly found: Option.Option<Session>
+  /** When the session's lifetime was last refreshed in Redis (epoch ms), as far as we know. */
+  readonly refreshedAt: number
+  /** When this entry stops being served. */
+  readonly expiresAt: number
+}
+
+/**
+ * A permit, taken before a command is sent, to install what its reply says
+ * Redis holds. It is revoked by an invalidation of the same id, by a later
+ * local operation on it (only the newest may fill), and by any loss of
+ * tracking. Replies on one connection come back in the order sent, so the
+ * newest ticket's reply reflects every earlier local write.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Ticket {
+  readonly id: string
+  readonly token: number
+  readonly epoch: number
+}
+
+const noTags: ReadonlyArray<never> = []
+
+interface State {
+  // A Map keeps insertion order, which makes it an O(1) LRU: a hit re-inserts its key at the end.
+  // It is mutated in place, but only inside Ref.modify/update, whose callbacks run atomically.
+  readonly entries: Map<string, Entry>
+  readonly pending: Map<string, number>
+  mode: Mode
+  epoch: number
+  nextToken: number
+  hits: number
+  misses: number
+  invalidations: number
+  clears: number
+}
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The most entries kept; 0 disables the cache. */
+  readonly capacity: number
+  /** The session lifetime in milliseconds. */
+  readonly ttl: number
+  /** In `Staleness` mode, how long an entry may be served, in milliseconds. */
+  readonly maxStaleness: number
+}
+
+/**
+ * The near-cache of one store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionCache {
+  /** The live entry for `id`, if any; marks it recently used. */
+  readonly lookup: (id: string, now: number) => Effect.Effect<Entry | undefined>
+  /** The live entry for `id`, if any, without counting a hit or a miss and without marking it used. */
+  readonly peek: (id: string, now: number) => Effect.Effect<Entry | undefined>
+  /** Takes a ticket before sending a command whose reply may fill the cache. */
+  readonly begin: (id: string) => Effect.Effect<Ticket>
+  /**
+   * Installs `session` (read or written at `now`, its lifetime last refreshed at `refreshedAt`) if
+   * the ticket still holds; otherwise, or when `session` is undefined, drops the id.
+   */
+  readonly complete: (
+    ticket: Ticket,
+    session: Session | undefined,
+    now: number,
+    refreshedAt?: number
+  ) => Effect.Effect<void>
+  /** Drops `id` and revokes its tickets. */
+  readonly remove: (id: string) => Effect.Effect<void>
+  /** Drops the ids Redis announced as changed; `null` (FLUSHDB, FLUSHALL) drops everything. */
+  readonly invalidate: (ids: ReadonlyArray<string> | null) => Effect.Effect<void>
+  /** Drops everything, revokes every ticket, and switches to `mode`. */
+  readonly reset: (mode: Mode) => Effect.Effect<void>
+  /** The counters. */
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * Makes an empty cache in mode `Off`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<SessionCache> =>
+  Effect.map(
+    Ref.make<State>({
+      entries: new Map(),
+      pending: new Map(),
+      mode: "Off",
+      epoch: 0,
+      nextToken: 0,
+      hits: 0,
+      misses: 0,
+      invalidations: 0,
+      clears: 0
+    }),
+    (ref) => fromRef(ref, options)
+  )
+
+const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
+  // The hit path: one Ref.modify and nothing else. Metrics are updated in place for the same reason:
+  // Metric.increment is an effect of its own and would cost about as much as the whole hit.
+  const lookup = (id: string, now: number) =>
+    Ref.modify(ref, (state): [Entry | undefined, State] => {
+      const entry = state.entries.get(id)
+      if (entry !== undefined) {
+        state.entries.delete(id)
+        if (entry.expiresAt > now && state.mode !== "Off") {
+          state.entries.set(id, entry)
+          state.hits++
+          metrics.hits.unsafeUpdate(1, noTags)
+          return [entry, state]
+        }
+      }
+      state.misses++
+      metrics.misses.unsafeUpdate(1, noTags)
+      return [undefined, state]
+    })
+
+  const begin = (id: string) =>
+    Ref.modify(ref, (state): [Ticket, State] => {
+      const ticket = { id, token: ++state.nextToken, epoch: state.epoch }
+      state.pending.set(id, ticket.token)
+      return [ticket, state]
+    })
+
+  const complete = (ticket: Ticket, session: Session | undefined, now: number, refreshedAt = now) =>
+    Ref.update(ref, (state) => {
+      const valid = state.pending.get(ticket.id) === ticket.token && state.epoch === ticket.epoch
+      if (valid) state.pending.delete(ticket.id)
+      if (!valid || session === undefined || state.mode === "Off" || options.capacity === 0) {
+        state.entries.delete(ticket.id)
+        return state
+      }
+      const lifetime = refreshedAt + options.ttl
+      state.entries.delete(ticket.id)
+      state.entries.set(ticket.id, {
+        session,
+        found: Option.some(session),
+        refreshedAt,
+        expiresAt: state.mode === "Staleness" ? Math.min(lifetime, now + options.maxStaleness) : lifetime
+      })
+      if (state.entries.size > options.capacity) {
+        state.entries.delete(state.entries.keys().next().value!)
+      }
+      return state
+    })
+
+  const dropAll = (state: State, mode: Mode) => {
+    state.entries.clear()
+    state.pending.clear()
+    state.mode = mode
+    state.epoch++
+    state.clears++
+  }
+
+  return {
+    lookup,
+    peek: (id, now) =>
+      Effect.map(Ref.get(ref), (state) => {
+        const entry = state.entries.get(id)
+        return entry !== undefined && entry.expiresAt > now && state.mode !== "Off" ? entry : undefined
+      }),
+    begin,
+    complete,
+    remove: (id) =>
+      Ref.update(ref, (state) => {
+        state.entries.delete(id)
+        state.pending.delete(id)
+        return state
+      }),
+    invalidate: (ids) =>
+      Effect.flatMap(
+        Ref.modify(ref, (state): [number, State] => {
+          if (ids === null) {
+            dropAll(state, state.mode)
+            return [-1, state]
+          }
+          let dropped = 0
+          for (const id of ids) {
+            if (state.entries.delete(id)) dropped++
+            state.pending.delete(id)
+          }
+          state.invalidations += dropped
+          return [dropped, state]
+        }),
+        (dropped) => dropped < 0 ? Metric.increment(metrics.clears) : Metric.incrementBy(metrics.invalidations, dropped)
+      ),
+    reset: (mode) =>
+      Effect.zipRight(
+        Ref.update(ref, (state) => (dropAll(state, mode), state)),
+        Metric.increment(metrics.clears)
+      ),
+    stats: Effect.map(Ref.get(ref), (state) => ({
+      hits: state.hits,
+      misses: state.misses,
+      invalidations: state.invalidations,
+      clears: state.clears,
+      size: state.entries.size,
+      mode: state.mode
+    }))
+  }
+}

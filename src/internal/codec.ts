@@ -1,0 +1,321 @@
+/**
+ * How a session's data maps to the fields of a Redis hash: encoding, deltas,
+ * decoding, the metadata fields, and session ids. Both backends store these
+ * fields, so they decode, merge and expire sessions alike.
+ */
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import { randomFillSync } from "node:crypto"
+import type { Session, SessionData, Snapshot } from "../Session.js"
+
+export type { Session, SessionData, Snapshot }
+import { SessionDecodeError, SessionEncodeError } from "../SessionError.js"
+
+/**
+ * The changes that take a session from its snapshot to its data.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Delta {
+  /** Hash fields to write, with their encoded values. */
+  readonly set: ReadonlyArray<readonly [field: string, value: string]>
+  /** Hash fields to remove. */
+  readonly remove: ReadonlyArray<string>
+  /** The snapshot once the delta is applied. */
+  readonly next: Snapshot
+}
+
+/**
+ * The hash field that marks a live session and holds its creation time. A
+ * delta flush never writes it, so a flush that races a destroy or an expiry
+ * leaves a hash without it, which readers treat as absent.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const createdField = "$c"
+
+/**
+ * The hash field that counts the data-changing writes of a session. Every
+ * flush that changes data bumps it (HINCRBY) in the same transaction; a
+ * writer that bypasses this library should do the same, or a cached copy may
+ * miss its change (see the near-cache guide).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const versionField = "$v"
+
+// One call into the CSPRNG per 128 ids (as Node's randomUUID does): a call costs several
+// microseconds, more than the rest of a create.
+const idBytes = 32
+const idPool = Buffer.alloc(idBytes * 128)
+let idPoolOffset = idPool.length
+
+/**
+ * Makes a new session id: 32 bytes from the operating system's CSPRNG, in
+ * base64url (43 characters).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeId = (): string => {
+  if (idPoolOffset === idPool.length) {
+    randomFillSync(idPool)
+    idPoolOffset = 0
+  }
+  const id = idPool.toString("base64url", idPoolOffset, idPoolOffset + idBytes)
+  // Spent bytes are wiped, so that the pool never holds an id that was handed out.
+  idPool.fill(0, idPoolOffset, idPoolOffset + idBytes)
+  idPoolOffset += idBytes
+  return id
+}
+
+/**
+ * Tells whether a string has the shape of an id made by {@link makeId}.
+ *
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isId = (u: string): boolean => /^[A-Za-z0-9_-]{43}$/.test(u)
+
+// User keys that start with "$" get one more "$", so that no user key can
+// collide with a metadata field ("$" and one letter).
+const toField = (key: string): string => key.charCodeAt(0) === 36 ? "$" + key : key
+const toKey = (field: string): string | undefined =>
+  field.charCodeAt(0) !== 36 ? field : field.charCodeAt(1) === 36 ? field.slice(1) : undefined
+
+/**
+ * Freezes a JSON value and everything inside it.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const deepFreeze = <A>(value: A): A => {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
+}
+
+const emptySnapshot: Snapshot = Object.freeze({ fields: Object.freeze({}), data: Object.freeze({}), version: 0 })
+
+/**
+ * Reads a stored version: absent (a session no flush has changed yet) is 0.
+ * `undefined` when the stored text is not a non-negative integer.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeVersion = (raw: string | null | undefined): number | undefined => {
+  if (raw === null || raw === undefined) return 0
+  const version = Number(raw)
+  return Number.isSafeInteger(version) && version >= 0 && raw.length > 0 ? version : undefined
+}
+
+// Session keys come from users and from Redis: "__proto__" must stay an ordinary own key, never
+// become a prototype, and an inherited property must never pass for a stored one.
+const own = <A>(record: Readonly<Record<string, A>>, key: string): A | undefined =>
+  Object.hasOwn(record, key) ? record[key] : undefined
+const setOwn = (record: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") {
+    Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true })
+  } else {
+    record[key] = value
+  }
+}
+
+/**
+ * Decodes the fields of a session hash. `None` when the hash has no creation
+ * field (absent, or left behind by a stale flush); a `SessionDecodeError` when
+ * a field is not JSON. Fields whose stored text is the same as in `previous`
+ * keep their already decoded (and frozen) values.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = (
+  id: string,
+  fields: Readonly<Record<string, string>>,
+  previous: Snapshot = emptySnapshot
+): Either.Either<Option.Option<Session>, SessionDecodeError> => {
+  const created = own(fields, createdField)
+  if (created === undefined) return Either.right(Option.none())
+  const createdAt = Number(created)
+  if (!Number.isFinite(createdAt)) {
+    return Either.left(new SessionDecodeError({ id, field: createdField, cause: "not a timestamp" }))
+  }
+  const version = decodeVersion(own(fields, versionField))
+  if (version === undefined) {
+    return Either.left(new SessionDecodeError({ id, field: versionField, cause: "not a version number" }))
+  }
+  const data: Record<string, unknown> = {}
+  const kept: Record<string, string> = {}
+  for (const field of Object.keys(fields)) {
+    const key = toKey(field)
+    if (key === undefined) continue
+    const raw = fields[field]!
+    if (own(previous.fields, field) === raw) {
+      setOwn(data, key, previous.data[key])
+    } else {
+      try {
+        setOwn(data, key, deepFreeze(JSON.parse(raw)))
+      } catch {
+        // Not the parser's message: it quotes the stored text, which may be secret.
+        return Either.left(new SessionDecodeError({ id, field: key, cause: "not valid JSON" }))
+      }
+    }
+    setOwn(kept, field, raw)
+  }
+  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: Object.freeze(data), version })
+  return Either.right(Option.some(make(id, createdAt, snapshot)))
+}
+
+/**
+ * The frozen session that `snapshot` describes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (id: string, createdAt: number | undefined, snapshot: Snapshot): Session =>
+  Object.freeze({ id, data: snapshot.data, createdAt, snapshot })
+
+/**
+ * `snapshot` at another version: what a session is once a write of ours has
+ * been confirmed as the only one since it was read.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const withVersion = (snapshot: Snapshot, version: number): Snapshot =>
+  Object.freeze({ fields: snapshot.fields, data: snapshot.data, version })
+
+/**
+ * Encodes a new session's data as hash fields, creation field first. Fails
+ * with `SessionEncodeError` when a value has no JSON form (a `bigint`, a
+ * cycle, a `toJSON` that throws); the error carries no id, since the session
+ * never existed.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encodeNew = (id: string, data: SessionData, createdAt: number): Either.Either<{
+  readonly session: Session
+  readonly fields: ReadonlyArray<readonly [string, string]>
+}, SessionEncodeError> =>
+  Either.map(encodeDelta({ id, data, snapshot: emptySnapshot }, emptySnapshot, false), (delta) => ({
+    session: make(id, createdAt, delta.next),
+    fields: [[createdField, String(createdAt)], ...delta.set]
+  }))
+
+// Why JSON.stringify threw, in words of our own: its message, or a throwing toJSON's, may quote the
+// value, and values may be secret.
+const encodeFailure = (cause: unknown): string => {
+  const message = cause instanceof Error ? cause.message : ""
+  return cause instanceof TypeError && /BigInt/i.test(message)
+    ? "a bigint has no JSON form"
+    : cause instanceof TypeError && /circular/i.test(message)
+    ? "a cycle has no JSON form"
+    : "JSON.stringify threw (a toJSON method or a getter failed)"
+}
+
+/**
+ * Computes what must be written to take `session.snapshot` (or `base`, for a
+ * session built by hand) to `session.data`. Values compare by reference first,
+ * so fields a caller did not touch are not even encoded. A value that encodes
+ * to nothing (`undefined`, a function) removes its field. Fails with
+ * `SessionEncodeError`, naming the field but never quoting the value, when a
+ * value has no JSON form (a `bigint`, a cycle, a `toJSON` that throws).
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encodeDelta = (
+  session: Session,
+  base: Snapshot = session.snapshot ?? emptySnapshot,
+  knownId = true
+): Either.Either<Delta, SessionEncodeError> => {
+  try {
+    return Either.right(unsafeDiff(session, base))
+  } catch (cause) {
+    if (!(cause instanceof FieldEncodeError)) throw cause
+    return Either.left(
+      new SessionEncodeError({
+        ...(knownId ? { id: session.id } : {}),
+        field: cause.field,
+        detail: encodeFailure(cause.cause)
+      })
+    )
+  }
+}
+
+// Carries the failing key out of the loop in `diff`; never escapes this module.
+class FieldEncodeError {
+  constructor(readonly field: string, readonly cause: unknown) {}
+}
+
+const stringify = (key: string, value: unknown): string | undefined => {
+  try {
+    return JSON.stringify(value) as string | undefined
+  } catch (cause) {
+    throw new FieldEncodeError(key, cause)
+  }
+}
+
+/**
+ * {@link encodeDelta}, for values known to have a JSON form: throws its
+ * `SessionEncodeError` when one has none.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const diff = (session: Session, base: Snapshot = session.snapshot ?? emptySnapshot): Delta =>
+  Either.getOrThrowWith(encodeDelta(session, base), (error) => error)
+
+const unsafeDiff = (session: Session, base: Snapshot): Delta => {
+  const set: Array<readonly [string, string]> = []
+  const remove: Array<string> = []
+  const fields: Record<string, string> = { ...base.fields }
+  const data: Record<string, unknown> = {}
+  for (const key of Object.keys(session.data)) {
+    const value = session.data[key]
+    const field = toField(key)
+    const old = own(base.fields, field)
+    if (old !== undefined && value === base.data[key]) {
+      setOwn(data, key, value)
+      continue
+    }
+    const encoded = value === undefined ? undefined : stringify(key, value)
+    if (encoded === undefined) continue
+    if (encoded !== old) {
+      set.push([field, encoded])
+      setOwn(fields, field, encoded)
+      // A fresh copy, so the caller's own object stays theirs and the snapshot stays frozen.
+      setOwn(data, key, deepFreeze(JSON.parse(encoded)))
+    } else {
+      setOwn(data, key, base.data[key])
+    }
+  }
+  for (const field of Object.keys(base.fields)) {
+    const key = toKey(field)
+    if (key !== undefined && !Object.hasOwn(data, key)) {
+      remove.push(field)
+      delete fields[field]
+    }
+  }
+  return {
+    set,
+    remove,
+    next: Object.freeze({ fields: Object.freeze(fields), data: Object.freeze(data), version: base.version })
+  }
+}
+
+/**
+ * Tells whether a delta changes nothing.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const isEmpty = (delta: Delta): boolean => delta.set.length === 0 && delta.remove.length === 0
