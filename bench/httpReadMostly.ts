@@ -154,7 +154,13 @@ export const runHttpBench = async (redis: BenchRedis): Promise<HttpResults> => {
   const fleet = await startFleet(loopbackModes, redis, connections)
   try {
     for (const mode of loopbackModes) {
-      await load({ port: fleet.servers[mode].port, connections, durationS: warmupS, cycle, cookies: fleet.cookies[mode] })
+      await load({
+        port: fleet.servers[mode].port,
+        connections,
+        durationS: warmupS,
+        cycle,
+        cookies: fleet.cookies[mode]
+      })
     }
     const perRound = Object.fromEntries(loopbackModes.map((m) => [m, []])) as unknown as Record<
       LoopbackMode,

@@ -5,9 +5,9 @@
  * autocannon's rate limit sends each second's quota in a burst, which
  * measures queueing instead.
  */
+import type { Request } from "autocannon"
 import * as http from "node:http"
 import { performance } from "node:perf_hooks"
-import type { Request } from "autocannon"
 import { percentile } from "../stats.js"
 
 export interface PacedOptions {
@@ -57,7 +57,9 @@ export const pacedLoad = async (options: PacedOptions): Promise<PacedResult> => 
   let non2xx = 0
   let late = 0
   const connection = async (i: number) => {
-    const requests = options.cycle(options.cookies.length === 0 ? undefined : options.cookies[i % options.cookies.length])
+    const requests = options.cycle(
+      options.cookies.length === 0 ? undefined : options.cookies[i % options.cookies.length]
+    )
     // Connections start spread over one interval, so requests arrive evenly.
     let next = start + (i * intervalMs) / options.connections
     for (let k = 0;; k++) {
