@@ -142,12 +142,15 @@ export const remoteChartSvg = (r: Results): string => {
           ]
         }
       }),
-      ticks: [0.1, 1, 10, 100].map((value) => ({ value, label: fmtMs(value) }))
+      ticks: ([[0.1, "0.1 ms"], [1, "1 ms"], [10, "10 ms"], [100, "100 ms"]] as const).map(([value, label]) => ({
+        value,
+        label
+      }))
     }],
     footer: [
-      `Sessions add ${x(r.ratios["remoteLatencyP50VsNoSession"] ?? null, 2)} to our p50, ${
+      `p50 with sessions ÷ without: ours ${x(r.ratios["remoteLatencyP50VsNoSession"] ?? null, 2)}, express-session ${
         x(r.ratios["remoteLatencyP50VsNoSessionExpress"] ?? null, 2)
-      } to express's (${x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)} with node-redis's CSC).`,
+      }, express-session on node-redis's CSC ${x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)}.`,
       `Median of ${remote.rounds} interleaved rounds of ${remote.durationS} s; the proxy adds ${remote.delayMsEachWay} ms each way.`,
       `${r.meta.date} · ${r.meta.cpuModel} × ${r.meta.cpus} · Node ${r.meta.node} · Redis ${r.meta.redis} · ${
         loadLine(r)
