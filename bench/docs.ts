@@ -366,7 +366,16 @@ const remoteTable = (r: Results) =>
   )
 
 const ratiosTable = (r: Results) =>
-  table(["ratio", "value"], Object.entries(r.ratios).map(([k, v]) => [`\`${k}\``, v === null ? "n/a" : String(v)]))
+  table(
+    ["ratio", "value", "each round"],
+    Object.entries(r.ratios).map((
+      [k, v]
+    ) => [
+      `\`${k}\``,
+      v === null ? "n/a" : String(v),
+      r.ratioRounds[k]?.map((x) => (x === null ? "n/a" : String(x))).join(", ") ?? ""
+    ])
+  )
 
 const us = (v: number | null | undefined) => (v === null || v === undefined ? "n/a" : `${v} µs`)
 
@@ -471,9 +480,9 @@ How much of our cost is the framework's middleware machinery: the same @effect/p
 
 ### Why node-redis's client-side cache barely helps express-session
 
-A CPU profile of the server child (\`BENCH_CPU_PROF=<dir>\`, read-only requests, 2026-11-26) shows the cache doing its job: a hit inside node-redis (\`handleCache\`: the cache key, a \`structuredClone\` of the stored string) costs about 3 µs, against about 10 µs of client CPU for plain connect-redis's GET and EXPIRE. But that is under a twentieth of the request.
-express-session still calls \`store.get\` on every request and redoes all of its own work on a hit: connect-redis \`JSON.parse\`s the whole session, express-session rebuilds its Session and Cookie objects (\`inflate\`, about 16 µs), verifies the cookie's HMAC (about 9 µs) and hashes the whole session twice (\`JSON.stringify\` + SHA-1, when loading it and again at the end to decide whether to save: about 33 µs); the garbage all this leaves keeps the collector busy (about 14% of the CPU).
-So a read-only request cost the same CPU with and without the cache in that profile (195 and 185 µs, within the noise of a shared machine): the cache removes the round trip (latency, above), not the CPU.
+CPU profiles of the server child on read-only requests (\`npx tsx bench/profileHttp.ts expressCsc express\`, 2026-11-26, on a busy machine) show the cache doing its job: a hit inside node-redis (\`handleCache\`: the cache key, a \`structuredClone\` of the stored string) costs about 3 µs, against about 10 µs of client CPU for plain connect-redis's GET and EXPIRE. That is a few percent of the request.
+express-session still calls \`store.get\` on every request and redoes all of its own work on a hit: connect-redis \`JSON.parse\`s the whole session, express-session rebuilds its Session and Cookie objects (\`inflate\`, about 20 µs), verifies the cookie's HMAC, and hashes the whole session twice (\`JSON.stringify\` + SHA-1, on load and again at the end to decide whether to save: about 40 µs); the garbage all this leaves costs the collector about as much again (about 40 µs).
+So a read-only request cost about the same CPU with and without the cache (228 and 251 µs per request there; in the read-mostly table above, compare \`sessionCpuOverheadExpressCscUs\` with \`sessionCpuOverheadExpressUs\`): the cache removes the round trips (latency, above), not the CPU.
 Our near-cache hit returns the decoded session as it is: no parse, copy or hash.
 
 ## Lost updates

@@ -60,6 +60,11 @@ export interface Results {
     readonly latencyP99Us: number
     readonly hitRatio: number
   }
+  /**
+   * The headline ratios computed within each interleaved round (the contenders of one round ran
+   * back to back), in round order: how far a single round can be off.
+   */
+  readonly ratioRounds: Record<string, ReadonlyArray<number | null>>
   readonly targets: ReadonlyArray<Target>
   readonly notes: Record<string, string>
   readonly raw: Raw
@@ -148,6 +153,32 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
     "lostUpdates.ours": lostUpdates.ours,
     "commandsPerCachedRead.ours": commandsPerCachedRead.ours
   }
+  const httpRound = (i: number) => Object.fromEntries(Object.entries(http.perRound).map(([m, runs]) => [m, runs[i]!]))
+  const remoteRound = (i: number) =>
+    Object.fromEntries(Object.entries(remote.perRound).map(([m, runs]) => [m, runs[i]!]))
+  const inRounds = <A>(count: number, round: (i: number) => A, f: (a: A) => number | null) =>
+    Array.from({ length: count }, (_, i) => f(round(i)))
+  const ratioRounds: Record<string, ReadonlyArray<number | null>> = {
+    sessionCpuOverheadVsExpress: inRounds(http.rounds, httpRound, (x) => {
+      const ours = cpuOverhead(x["ours"]!, x["oursNoSession"]!)
+      return ours > 0 ? finite(cpuOverhead(x["express"]!, x["expressNoSession"]!) / ours) : null
+    }),
+    httpReadMostlyVsExpress: inRounds(
+      http.rounds,
+      httpRound,
+      (x) => finite(x["ours"]!.requestsPerSec / x["express"]!.requestsPerSec)
+    ),
+    remoteLatencyP50VsNoSession: inRounds(
+      remote.rounds,
+      remoteRound,
+      (x) => finite(x["ours"]!.latencyP50Ms / x["oursNoSession"]!.latencyP50Ms)
+    ),
+    remoteLatencyP50VsNoSessionExpress: inRounds(
+      remote.rounds,
+      remoteRound,
+      (x) => finite(x["express"]!.latencyP50Ms / x["expressNoSession"]!.latencyP50Ms)
+    )
+  }
   const targets: Array<Target> = goals.map(([name, goal, met]) => {
     const value = values[name] ?? null
     return { name, goal, value, met: value !== null && met(value) }
@@ -162,10 +193,13 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
       latencyP99Us: round(inv.latency.p99Us),
       hitRatio: round(inv.hitRatio.ratio, 4)
     },
+    ratioRounds,
     targets,
     notes: {
       ratios:
         "Every contender runs once per round, in rotating order, over 3 rounds; a figure is the median over the rounds (store level: the median of each round's median time per operation), so a burst of load from other processes moves it little. Higher is better for us, except the ones that divide ours by theirs: *VsRawIoredis at the miss, flush, create and destroy, missVsConnectRedisGet, hitSlowdownVsMapGet, remoteLatency* (lower is better) and the *Us figures (µs: lower is better).",
+      ratioRounds:
+        "ratioRounds repeats the headline ratios within each round, whose contenders ran back to back: when the rounds disagree, the machine was busy and the median is the figure to quote, with care.",
       rawIoredis:
         "flushVsRawIoredis, createVsRawIoredis, destroyVsRawIoredis and missVsRawIoredis: our operation inside one Effect program ÷ the same commands sent by hand through ioredis (MULTI HSET PEXPIRE of one field; MULTI HSET PEXPIRE of a new hash with the same fields; DEL; HGETALL + JSON decode), on a client with the same autoPipelining setting as ours (on). 1.0 means no cost over the commands themselves.",
       sessionCpuOverhead:
