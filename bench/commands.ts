@@ -49,9 +49,9 @@ const count = async (mode: Mode, redis: BenchRedis, raw: Redis, requests: number
 
 export const runCommandsPerRequest = async (
   redis: BenchRedis
-): Promise<{ ours: CommandCount; expressSession: CommandCount }> => {
+): Promise<{ ours: CommandCount; expressSession: CommandCount; expressSessionCsc: CommandCount }> => {
   const requests = quick ? 200 : 1000
-  log(`\n[4/5] Redis commands per cached read-only request (${requests} sequential requests, INFO commandstats)`)
+  log(`\n[5/6] Redis commands per cached read-only request (${requests} sequential requests, INFO commandstats)`)
   const raw = new Redis({ host: redis.host, port: redis.port })
   try {
     const ours = await count("ours", redis, raw, requests)
@@ -66,7 +66,13 @@ export const runCommandsPerRequest = async (
         JSON.stringify(expressSession.byCommand)
       }`
     )
-    return { ours, expressSession }
+    const expressSessionCsc = await count("expressCsc", redis, raw, requests)
+    log(
+      `    ${"express-session + connect-redis, node-redis CSC".padEnd(46)} ${
+        expressSessionCsc.perRequest.toFixed(2)
+      } per request ${JSON.stringify(expressSessionCsc.byCommand)}`
+    )
+    return { ours, expressSession, expressSessionCsc }
   } finally {
     await raw.quit()
   }

@@ -1,10 +1,13 @@
 /**
- * Renders the results as the console table, docs/benchmarks.svg and
- * docs/benchmarks.md (generated: edit this template, not the page).
+ * Renders the results as the console table, docs/benchmarks-remote.svg,
+ * docs/benchmarks.svg and docs/benchmarks.md (generated: edit this template,
+ * not the page).
  */
 import { type Chart, renderChart, type Row } from "./chart.js"
-import { type Mode, modeLabels } from "./http/modes.js"
-import type { Results } from "./report.js"
+import { modeLabels } from "./http/modes.js"
+import type { LoopbackMode } from "./httpReadMostly.js"
+import type { RemoteMode } from "./remote/remoteLatency.js"
+import { loadLimit, type Results } from "./report.js"
 import { fmtOps, fmtUs, type Summary } from "./stats.js"
 
 const storeRows: ReadonlyArray<
@@ -17,6 +20,7 @@ const storeRows: ReadonlyArray<
   ["hit", "cache-hit retrieve", [
     ["oursEffectLoop", "ours, inside one Effect program"],
     ["oursRunPromise", "ours, Effect.runPromise per call"],
+    ["connectRedisCscGet", "connect-redis get, client-side cache"],
     ["connectRedisGet", "connect-redis get"],
     ["rawIoredisHgetall", "raw ioredis HGETALL"],
     ["mapGet", "Map.get"]
@@ -28,17 +32,20 @@ const storeRows: ReadonlyArray<
     ["rawIoredisHgetallDecode", "raw ioredis HGETALL + decode"]
   ]],
   ["flush", "one-field flush", [
-    ["ours", "ours (delta: 1 field)"],
+    ["ours", "ours (1 field), inside one Effect program"],
+    ["oursRunPromise", "ours (1 field), Effect.runPromise per call"],
     ["connectRedisSet", "connect-redis set (whole)"],
-    ["rawIoredisHsetPexpire", "raw ioredis HSET + PEXPIRE"]
+    ["rawIoredisHsetPexpire", "raw ioredis MULTI HSET PEXPIRE"]
   ]],
   ["create", "create", [
-    ["ours", "ours"],
+    ["ours", "ours, inside one Effect program"],
+    ["oursRunPromise", "ours, Effect.runPromise per call"],
     ["connectRedisSet", "connect-redis set"],
-    ["rawIoredisHsetPexpire", "raw ioredis HSET + PEXPIRE"]
+    ["rawIoredisHsetPexpire", "raw ioredis MULTI HSET PEXPIRE"]
   ]],
   ["destroy", "destroy", [
-    ["ours", "ours"],
+    ["ours", "ours, inside one Effect program"],
+    ["oursRunPromise", "ours, Effect.runPromise per call"],
     ["connectRedisDestroy", "connect-redis destroy"],
     ["rawIoredisDel", "raw ioredis DEL"]
   ]]
@@ -47,13 +54,111 @@ const storeRows: ReadonlyArray<
 const seriesOf = (label: string): string =>
   label.startsWith("ours")
     ? (label.includes("runPromise") ? "ours (runPromise)" : "ours")
+    : label.includes("client-side cache")
+    ? "connect-redis (CSC)"
     : label.startsWith("connect")
     ? "connect-redis"
     : label.startsWith("Map")
     ? "Map.get"
     : "raw ioredis"
 
-const httpOrder: ReadonlyArray<Mode> = ["ours", "express", "oursNoSession", "expressNoSession"]
+const httpOrder: ReadonlyArray<LoopbackMode> = [
+  "ours",
+  "express",
+  "expressCsc",
+  "oursNoSession",
+  "oursFloor",
+  "oursPlatformMiddleware",
+  "expressNoSession"
+]
+
+const remoteOrder: ReadonlyArray<RemoteMode> = ["ours", "oursNoSession", "expressCsc", "express", "expressNoSession"]
+
+const colors: Chart["colors"] = {
+  "ours": "#2563eb",
+  "ours (runPromise)": "#93c5fd",
+  "connect-redis": "#f97316",
+  "connect-redis (CSC)": "#b45309",
+  "express-session": "#f97316",
+  "express-session (CSC)": "#b45309",
+  "raw ioredis": "#9ca3af",
+  "Map.get": "#10b981",
+  "no sessions (Effect)": "#bfdbfe",
+  "trivial middleware (Effect)": "#a5b4fc",
+  "platform middleware (Effect)": "#c7d2fe",
+  "no sessions (express)": "#fed7aa",
+  "p50": "#2563eb",
+  "p99": "#93c5fd"
+}
+
+const seriesOfMode: Record<LoopbackMode, string> = {
+  ours: "ours",
+  oursNoSession: "no sessions (Effect)",
+  oursFloor: "trivial middleware (Effect)",
+  oursPlatformMiddleware: "platform middleware (Effect)",
+  express: "express-session",
+  expressNoSession: "no sessions (express)",
+  expressCsc: "express-session (CSC)"
+}
+
+const shortLabels: Record<LoopbackMode, string> = {
+  ours: "ours (HttpSession)",
+  oursNoSession: "Effect, no sessions",
+  oursFloor: "Effect, trivial middleware",
+  oursPlatformMiddleware: "Effect, xForwardedHeaders",
+  express: "express-session",
+  expressNoSession: "express, no sessions",
+  expressCsc: "express-session, CSC"
+}
+
+const fmtMs = (ms: number): string => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`)
+
+const range = (pair: readonly [number, number], fmt: (v: number) => string): string => `${fmt(pair[0])}–${fmt(pair[1])}`
+
+const loadLine = (r: Results): string =>
+  `load average ${r.meta.loadAverage.before} / ${r.meta.loadAverage.after}${
+    r.meta.underLoad ? " (LOADED MACHINE)" : ""
+  }`
+
+/** The chart a user should see first: per-request latency with Redis a network hop away. */
+export const remoteChartSvg = (r: Results): string => {
+  const remote = r.raw.remote
+  const chart: Chart = {
+    title: `Latency per request, Redis ${remote.redisRttMs.viaProxy.toFixed(2)} ms away (round trip); ${
+      r.meta.underLoad ? "LOADED MACHINE, not for publishing" : "shorter is better"
+    }`,
+    colors,
+    panels: [{
+      title:
+        `Read-mostly (9 reads, 1 write), ${remote.connections} connections, ${remote.ratePerSec} req/s: p50 and p99 (log scale)`,
+      scale: "log",
+      rows: remoteOrder.map((m) => {
+        const s = remote.servers[m]
+        return {
+          label: shortLabels[m],
+          bars: [
+            { series: "p50", value: s.latencyP50Ms, text: fmtMs(s.latencyP50Ms) },
+            { series: "p99", value: s.latencyP99Ms, text: fmtMs(s.latencyP99Ms) }
+          ]
+        }
+      }),
+      ticks: ([[0.1, "0.1 ms"], [1, "1 ms"], [10, "10 ms"], [100, "100 ms"]] as const).map(([value, label]) => ({
+        value,
+        label
+      }))
+    }],
+    footer: [
+      `p50 with sessions ÷ without: ours ${x(r.ratios["remoteLatencyP50VsNoSession"] ?? null, 2)}, express-session ${
+        x(r.ratios["remoteLatencyP50VsNoSessionExpress"] ?? null, 2)
+      }, express-session on node-redis's CSC ${x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)}.`,
+      `Median of ${remote.rounds} interleaved rounds of ${remote.durationS} s; the proxy adds ${remote.delayMsEachWay} ms each way.`,
+      `${r.meta.date} · ${r.meta.cpuModel} × ${r.meta.cpus} · Node ${r.meta.node} · Redis ${r.meta.redis} · ${
+        loadLine(r)
+      }`
+    ]
+  }
+  return renderChart(chart)
+}
 
 const x = (v: number | null, digits = 1): string => (v === null ? "n/a" : `${v.toFixed(digits)}×`)
 
@@ -67,18 +172,16 @@ export const chartSvg = (r: Results): string => {
     })
   }))
   const http = r.raw.http.servers
+  const httpRows = (
+    modes: ReadonlyArray<LoopbackMode>,
+    value: (m: LoopbackMode) => number,
+    fmt: (v: number) => string
+  ) => modes.map((m) => ({ series: seriesOfMode[m], value: value(m), text: fmt(value(m)) }))
   const chart: Chart = {
-    title: "effect-session-redis vs express-session + connect-redis (same Redis, loopback)",
-    colors: {
-      "ours": "#2563eb",
-      "ours (runPromise)": "#93c5fd",
-      "connect-redis": "#f97316",
-      "express-session": "#f97316",
-      "raw ioredis": "#9ca3af",
-      "Map.get": "#10b981",
-      "no sessions (Effect)": "#bfdbfe",
-      "no sessions (express)": "#fed7aa"
-    },
+    title: `effect-session-redis vs express-session + connect-redis (same Redis, loopback)${
+      r.meta.underLoad ? ": LOADED MACHINE, not for publishing" : ""
+    }`,
+    colors,
     panels: [
       {
         title: "Store operations: median time per operation (log scale; shorter is better)",
@@ -90,34 +193,47 @@ export const chartSvg = (r: Results): string => {
         }))
       },
       {
-        title: "HTTP, 90% reads / 10% writes, 64 connections: requests per second (longer is better)",
+        title:
+          `HTTP, 90% reads / 10% writes, ${r.raw.http.connections} connections: server CPU per request (shorter is better)`,
         scale: "linear",
         rows: [
           {
             label: "with sessions",
-            bars: [
-              { series: "ours", value: http.ours.requestsPerSec, text: `${http.ours.requestsPerSec.toFixed(0)} req/s` },
-              {
-                series: "express-session",
-                value: http.express.requestsPerSec,
-                text: `${http.express.requestsPerSec.toFixed(0)} req/s`
-              }
-            ]
+            bars: httpRows(
+              ["ours", "express", "expressCsc"],
+              (m) => http[m].cpuPerRequestUs,
+              (v) => `${v.toFixed(1)} µs`
+            )
           },
           {
-            label: "same servers, no sessions",
-            bars: [
-              {
-                series: "no sessions (Effect)",
-                value: http.oursNoSession.requestsPerSec,
-                text: `${http.oursNoSession.requestsPerSec.toFixed(0)} req/s`
-              },
-              {
-                series: "no sessions (express)",
-                value: http.expressNoSession.requestsPerSec,
-                text: `${http.expressNoSession.requestsPerSec.toFixed(0)} req/s`
-              }
-            ]
+            label: "no sessions / floor",
+            bars: httpRows(
+              ["oursNoSession", "oursFloor", "oursPlatformMiddleware", "expressNoSession"],
+              (m) => http[m].cpuPerRequestUs,
+              (v) => `${v.toFixed(1)} µs`
+            )
+          }
+        ]
+      },
+      {
+        title: "The same: requests per second (longer is better)",
+        scale: "linear",
+        rows: [
+          {
+            label: "with sessions",
+            bars: httpRows(
+              ["ours", "express", "expressCsc"],
+              (m) => http[m].requestsPerSec,
+              (v) => `${v.toFixed(0)} req/s`
+            )
+          },
+          {
+            label: "no sessions",
+            bars: httpRows(
+              ["oursNoSession", "expressNoSession"],
+              (m) => http[m].requestsPerSec,
+              (v) => `${v.toFixed(0)} req/s`
+            )
           }
         ]
       },
@@ -144,6 +260,11 @@ export const chartSvg = (r: Results): string => {
                 series: "express-session",
                 value: r.commandsPerCachedRead.expressSession,
                 text: String(r.commandsPerCachedRead.expressSession)
+              },
+              {
+                series: "express-session (CSC)",
+                value: r.commandsPerCachedRead.expressSessionCsc,
+                text: String(r.commandsPerCachedRead.expressSessionCsc)
               }
             ]
           }
@@ -154,9 +275,9 @@ export const chartSvg = (r: Results): string => {
       `Cross-instance invalidation: median ${fmtUs(r.invalidation.latencyMedianUs)}, p99 ${
         fmtUs(r.invalidation.latencyP99Us)
       }; hit ratio across two instances ${(r.invalidation.hitRatio * 100).toFixed(1)}%.`,
-      `${String(r.meta["date"])} · ${String(r.meta["cpuModel"])} × ${String(r.meta["cpus"])} · Node ${
-        String(r.meta["node"])
-      } · Redis ${String(r.meta["redis"])} · load average ${String(r.meta["loadAverage"])}`
+      `${r.meta.date} · ${r.meta.cpuModel} × ${r.meta.cpus} · Node ${r.meta.node} · Redis ${r.meta.redis} · ${
+        loadLine(r)
+      }`
     ]
   }
   return renderChart(chart)
@@ -179,7 +300,7 @@ const targetsTable = (r: Results) =>
 
 const storeTable = (r: Results) =>
   table(
-    ["operation", "contender", "ops/s (one at a time)", "median", "p99"],
+    ["operation", "contender", "ops/s (one at a time)", "median", "rounds (min–max)", "p99"],
     storeRows.flatMap(([op, title, contenders]) =>
       contenders.map(([key, label]) => {
         const s = r.raw.store[op][key]!
@@ -188,6 +309,7 @@ const storeTable = (r: Results) =>
           label + (s.batched === undefined ? "" : ` (timed in batches of ${s.batched})`),
           fmtOps(s.opsPerSec),
           fmtUs(s.medianUs),
+          s.spreadUs === undefined ? "n/a" : range(s.spreadUs, fmtUs),
           fmtUs(s.p99Us)
         ]
       })
@@ -196,53 +318,119 @@ const storeTable = (r: Results) =>
 
 const httpTable = (r: Results) =>
   table(
-    ["server", "req/s", "latency p50", "latency p99", "mean", "server CPU per request", "errors"],
+    ["server", "server CPU per request", "rounds (min–max)", "req/s", "rounds (min–max)", "p50", "p99", "errors"],
     httpOrder.map((m) => {
       const s = r.raw.http.servers[m]
+      const spread = r.raw.http.spread[m]
       return [
         modeLabels[m],
+        `${s.cpuPerRequestUs.toFixed(1)} µs`,
+        range(spread.cpuPerRequestUs, (v) => v.toFixed(1)),
         s.requestsPerSec.toFixed(0),
+        range(spread.requestsPerSec, (v) => v.toFixed(0)),
         `${s.latencyP50Ms} ms`,
         `${s.latencyP99Ms} ms`,
-        `${s.latencyMeanMs.toFixed(2)} ms`,
+        String(s.errors + s.non2xx)
+      ]
+    })
+  )
+
+const remoteTable = (r: Results) =>
+  table(
+    [
+      "server",
+      "p50",
+      "rounds (min–max)",
+      "p99",
+      "rounds (min–max)",
+      "mean",
+      "server CPU per request",
+      "late",
+      "errors"
+    ],
+    remoteOrder.map((m) => {
+      const s = r.raw.remote.servers[m]
+      const spread = r.raw.remote.spread[m]
+      return [
+        modeLabels[m],
+        fmtMs(s.latencyP50Ms),
+        range(spread.latencyP50Ms, fmtMs),
+        fmtMs(s.latencyP99Ms),
+        range(spread.latencyP99Ms, fmtMs),
+        fmtMs(s.latencyMeanMs),
         `${s.cpuPerRequestUs.toFixed(1)} µs`,
+        `${s.late} of ${s.requests}`,
         String(s.errors + s.non2xx)
       ]
     })
   )
 
 const ratiosTable = (r: Results) =>
-  table(["ratio", "value"], Object.entries(r.ratios).map(([k, v]) => [`\`${k}\``, v === null ? "n/a" : String(v)]))
+  table(
+    ["ratio", "value", "each round"],
+    Object.entries(r.ratios).map((
+      [k, v]
+    ) => [
+      `\`${k}\``,
+      v === null ? "n/a" : String(v),
+      r.ratioRounds[k]?.map((x) => (x === null ? "n/a" : String(x))).join(", ") ?? ""
+    ])
+  )
+
+const us = (v: number | null | undefined) => (v === null || v === undefined ? "n/a" : `${v} µs`)
 
 export const markdown = (r: Results): string => {
   const inv = r.raw.invalidation
   const lu = r.raw.lostUpdates
   const cmd = r.raw.commands
+  const remote = r.raw.remote
+  const http = r.raw.http.servers
+  const warning = r.meta.underLoad
+    ? `\n> **Warning: figures from a loaded machine: not for publishing.** The load average was ${r.meta.loadAverage.before} when the run started (limit ${loadLimit}).\n`
+    : ""
   return `# Benchmarks
-
+${warning}
 <!-- Generated by \`npm run bench\` (bench/docs.ts). Do not edit by hand. -->
 
-effect-session-redis against what express users run today, express-session + connect-redis 10 (node-redis 5 client), and against raw ioredis commands, all in one run on one loopback Redis. The figures are ratios from one machine, not absolute claims: run it on yours.
+effect-session-redis against what express users run today, express-session + connect-redis 10 (node-redis 5 client), against the strongest express setup known (the same on node-redis 5's client-side cache), and against raw ioredis commands, all in one run on one Redis. The figures are ratios from one machine, not absolute claims: run it on yours.
+
+## Latency with Redis a network hop away
+
+![Latency per request with Redis a network hop away](benchmarks-remote.svg)
+
+Redis sits behind a small TCP proxy that delays every chunk by ${remote.delayMsEachWay} ms each way (this kernel has no netem), so a Redis round trip takes ${
+    fmtMs(remote.redisRttMs.viaProxy)
+  } instead of ${
+    fmtMs(remote.redisRttMs.direct)
+  }. ${remote.connections} connections send the read-mostly cycle (9 reads, 1 one-field write of their own session) at ${remote.ratePerSec} requests per second in all, paced (open loop), far below what any server here saturates at: the latency is what one request costs, not queueing. Median of ${remote.rounds} interleaved rounds of ${remote.durationS} s per server.
+
+${remoteTable(r)}
+
+Sessions multiply our median latency by ${
+    x(r.ratios["remoteLatencyP50VsNoSession"] ?? null, 2)
+  } (\`remoteLatencyP50VsNoSession\`: a read is a near-cache hit, no round trip), express's by ${
+    x(r.ratios["remoteLatencyP50VsNoSessionExpress"] ?? null, 2)
+  } (every read waits for a GET and an EXPIRE), and express's on node-redis's client-side cache by ${
+    x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)
+  }. "late" counts requests sent after their slot because the previous one on that connection had not answered yet.
+
+## Overview
 
 ![Benchmark chart](benchmarks.svg)
 
 Reproduce with:
 
 \`\`\`sh
-${String(r.meta["command"])}
+${r.meta.command}
 \`\`\`
 
-It needs \`redis-server\` on PATH; it starts its own on a free loopback port (no persistence) and stops it at the end, and writes \`bench/results.json\` and this page. \`BENCH_QUICK=1 npm run bench\` is a short smoke run whose figures are not for comparison.
+It needs \`redis-server\` on PATH; it starts its own on a free loopback port (no persistence) and stops it at the end, and writes \`bench/results.json\` and this page. \`BENCH_QUICK=1 npm run bench\` is a short smoke run whose figures are not for comparison (it writes \`bench/results.quick.json\` only). \`BENCH_REMOTE_DELAY_MS\` and \`BENCH_REMOTE_RATE\` set the proxy's delay and the remote workload's rate.
 
-Measured ${String(r.meta["date"])} on ${String(r.meta["cpuModel"])} × ${String(r.meta["cpus"])} cores, Node ${
-    String(r.meta["node"])
-  }, Redis ${String(r.meta["redis"])}; the run took ${String(r.meta["durationS"])} s. Load average before / after: ${
-    String(r.meta["loadAverage"])
-  }${r.meta["contention"] ? ` (${String(r.meta["contention"])})` : ""}.
+Measured ${r.meta.date} on ${r.meta.cpuModel} × ${r.meta.cpus} cores, Node ${r.meta.node}, Redis ${r.meta.redis}; the run took ${r.meta.durationS} s. Load average (1 min) before / after: ${r.meta.loadAverage.before} / ${r.meta.loadAverage.after}${
+    r.meta.underLoad ? " (a loaded machine: see the warning above)" : ""
+  }. Every contender runs once per round in rotating order, over 3 rounds; figures are medians over the rounds, with the lowest and highest round beside them.
 
-Every workload uses one session shape: ${String(r.meta["sessionFields"])} fields, ${
-    String(r.meta["sessionJsonBytes"])
-  } bytes of JSON.
+Every workload uses one session shape: ${r.meta.sessionFields} fields, ${r.meta.sessionJsonBytes} bytes of JSON.
 
 ## Targets
 
@@ -260,23 +448,43 @@ ${Object.entries(r.notes).map(([k, v]) => `- **${k}**: ${v}`).join("\n")}
 
 ${storeTable(r)}
 
-Our hit is shown twice: inside one Effect program (what a handler running in Effect pays per call) and through one \`Effect.runPromise\` per call (what a Promise-based caller pays; most of that is the cost of starting a fiber). connect-redis has no cache, so its "hit" and its miss are the same GET round trip. A flush in connect-redis rewrites the whole session; ours writes the one changed field.
+Our operations are shown twice: inside one Effect program (what a handler running in Effect pays per call) and through one \`Effect.runPromise\` per call (what a Promise-based caller pays; most of the difference is the cost of starting a fiber). Raw ioredis uses automatic pipelining, as our store's client does by default. connect-redis has no cache, so its "hit" and its miss are the same GET round trip; on node-redis's client-side cache its hit sends nothing. A flush in connect-redis rewrites the whole session; ours writes the one changed field.
 
-## HTTP, read-mostly
+## HTTP, read-mostly, loopback
 
-Each of ${r.raw.http.connections} connections has its own session and cycles 9 reads and 1 write of one field, for ${r.raw.http.rounds} × ${r.raw.http.durationS} s per server after a ${r.raw.http.warmupS} s warm-up (autocannon in the bench process; each server in its own child process, so they get one core each).
+Each of ${r.raw.http.connections} connections has its own session and cycles 9 reads and 1 write of one field, closed loop (the servers are saturated), ${r.raw.http.rounds} interleaved rounds × ${r.raw.http.durationS} s per server after a ${r.raw.http.warmupS} s warm-up (autocannon in the bench process; each server in its own child process). Server CPU time per request is the headline: unlike throughput, other processes on the machine do not take it away.
 
 ${httpTable(r)}
 
-Session overhead, the server time per request that sessions add (1/throughput with sessions minus without): ours ${
-    r.ratios["sessionOverheadOursUs"] ?? "n/a"
-  } µs, express-session ${r.ratios["sessionOverheadExpressUs"] ?? "n/a"} µs (\`sessionOverheadVsExpress\` = ${
-    x(r.ratios["sessionOverheadVsExpress"] ?? null)
-  }). Measured instead as the server process's CPU time per request: ours ${
-    r.ratios["sessionCpuOverheadOursUs"] ?? "n/a"
-  } µs, express-session ${r.ratios["sessionCpuOverheadExpressUs"] ?? "n/a"} µs (${
+Session overhead as server CPU per request (with sessions minus the same server without): ours ${
+    us(r.ratios["sessionCpuOverheadOursUs"])
+  }, express-session ${us(r.ratios["sessionCpuOverheadExpressUs"])} (\`sessionCpuOverheadVsExpress\` = ${
     x(r.ratios["sessionCpuOverheadVsExpress"] ?? null)
+  }), express-session on node-redis's client-side cache ${us(r.ratios["sessionCpuOverheadExpressCscUs"])} (${
+    x(r.ratios["sessionCpuOverheadVsExpressCsc"] ?? null)
+  }). From throughput instead (1/throughput with sessions minus without): ours ${
+    us(r.ratios["sessionOverheadOursUs"])
+  }, express-session ${us(r.ratios["sessionOverheadExpressUs"])} (\`sessionOverheadVsExpress\` = ${
+    x(r.ratios["sessionOverheadVsExpress"] ?? null)
   }). Throughput with sessions: ${x(r.ratios["httpReadMostlyVsExpress"] ?? null, 2)} express's.
+
+How much of our cost is the framework's middleware machinery: the same @effect/platform server with a trivial middleware (it reads the request from the context, registers an identity pre-response handler and provides a service, as HttpSession's middleware does) costs ${
+    us(r.ratios["middlewareFloorCpuUs"])
+  } per request over no middleware; @effect/platform's own \`HttpMiddleware.xForwardedHeaders\` costs ${
+    us(r.ratios["platformMiddlewareCpuUs"])
+  }. HttpSession costs ${us(r.ratios["sessionCpuOverheadOverFloorUs"])} over the trivial middleware (${
+    http.ours.cpuPerRequestUs.toFixed(1)
+  } µs per request against ${http.oursFloor.cpuPerRequestUs.toFixed(1)} µs, and ${
+    http.oursNoSession.cpuPerRequestUs.toFixed(1)
+  } µs with no middleware).
+
+### Why node-redis's client-side cache barely helps express-session
+
+CPU profiles of the server child on read-only requests (\`npx tsx bench/profileHttp.ts expressCsc express\`, 2026-11-26, on a busy machine) show the cache doing its job: a hit inside node-redis (\`handleCache\`: the cache key, a \`structuredClone\` of the stored string) costs about 3 µs, against about 10 µs of client CPU for plain connect-redis's GET and EXPIRE. That is a few percent of the request.
+express-session still calls \`store.get\` on every request and redoes all of its own work on a hit: connect-redis \`JSON.parse\`s the whole session, express-session rebuilds its Session and Cookie objects (\`inflate\`, about 20 µs), verifies the cookie's HMAC, and hashes the whole session twice (\`JSON.stringify\` + SHA-1, on load and again at the end to decide whether to save: about 40 µs); the garbage all this leaves costs the collector about as much again (about 40 µs).
+So a read-only request cost about the same CPU with and without the cache (228 and 251 µs per request there; in the read-mostly table above, compare \`sessionCpuOverheadExpressCscUs\` with \`sessionCpuOverheadExpressUs\`): the cache removes the round trips (latency, above), not the CPU.
+In the read-mostly cycle there is one more cost: node-redis turns tracking on without NOLOOP, so each write (connect-redis rewrites the whole session with SET) invalidates the writer's own cached entry, and the next read is a GET round trip again.
+Our near-cache hit returns the decoded session as it is: no parse, copy or hash.
 
 ## Lost updates
 
@@ -300,6 +508,9 @@ express-session reads the whole session at the start of a request and writes the
 | ours (HttpSession) | ${r.commandsPerCachedRead.ours} | \`${JSON.stringify(cmd.ours.byCommand)}\` |
 | express-session + connect-redis | ${r.commandsPerCachedRead.expressSession} | \`${
     JSON.stringify(cmd.expressSession.byCommand)
+  }\` |
+| express-session + connect-redis, node-redis client-side cache | ${r.commandsPerCachedRead.expressSessionCsc} | \`${
+    JSON.stringify(cmd.expressSessionCsc.byCommand)
   }\` |
 
 ## Cross-instance invalidation
@@ -345,14 +556,19 @@ export const consoleSummary = (r: Results): string => {
       )
     }
   }
-  lines.push("")
+  lines.push("", "HTTP, loopback (median of rounds)")
   for (const m of httpOrder) {
     const s = r.raw.http.servers[m]
     lines.push(
-      `${modeLabels[m].padEnd(46)} ${
+      `  ${modeLabels[m].padEnd(54)} CPU ${s.cpuPerRequestUs.toFixed(1).padStart(6)} µs/req ${
         s.requestsPerSec.toFixed(0).padStart(7)
       } req/s  p50 ${s.latencyP50Ms} ms  p99 ${s.latencyP99Ms} ms`
     )
+  }
+  lines.push("", `HTTP, Redis ${r.raw.remote.redisRttMs.viaProxy.toFixed(3)} ms away (median of rounds)`)
+  for (const m of remoteOrder) {
+    const s = r.raw.remote.servers[m]
+    lines.push(`  ${modeLabels[m].padEnd(54)} p50 ${fmtMs(s.latencyP50Ms).padStart(9)}  p99 ${fmtMs(s.latencyP99Ms)}`)
   }
   lines.push("", "Ratios")
   for (const [k, v] of Object.entries(r.ratios)) lines.push(`  ${k.padEnd(34)} ${v === null ? "n/a" : v}`)
@@ -362,7 +578,7 @@ export const consoleSummary = (r: Results): string => {
   lines.push(
     `  ${
       "commandsPerCachedRead".padEnd(34)
-    } ours ${r.commandsPerCachedRead.ours}, express-session ${r.commandsPerCachedRead.expressSession}`
+    } ours ${r.commandsPerCachedRead.ours}, express-session ${r.commandsPerCachedRead.expressSession}, with CSC ${r.commandsPerCachedRead.expressSessionCsc}`
   )
   lines.push(
     `  ${"invalidation".padEnd(34)} median ${fmtUs(r.invalidation.latencyMedianUs)}, p99 ${

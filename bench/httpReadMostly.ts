@@ -1,13 +1,20 @@
 /**
  * HTTP, read-mostly: each connection cycles 9 reads and 1 one-field write of
- * its own session (64 connections, 64 sessions), against our server and
- * express, and against both with no sessions to isolate the session cost.
+ * its own session (64 connections, 64 sessions), against our server, express
+ * (plain and on node-redis's client-side cache), and the same servers with no
+ * sessions or with a trivial middleware, to isolate what sessions cost.
+ *
+ * Every server runs from the start in its own child process; then each round
+ * loads every server once, in rotating order, so a burst of load from
+ * elsewhere on the machine falls on all of them alike. Figures are the
+ * median over rounds, with the lowest and highest round beside them.
  */
 import type { Request } from "autocannon"
-import { load, login, startServer } from "./http/client.js"
-import { type Mode, modeLabels } from "./http/modes.js"
+import { rotate } from "./compare.js"
+import { load, login, type RunningServer, startServer } from "./http/client.js"
+import { hasSessions, type Mode, modeLabels } from "./http/modes.js"
 import type { BenchRedis } from "./redis.js"
-import { log, quick, seconds } from "./stats.js"
+import { log, median, seconds } from "./stats.js"
 
 export interface HttpRun {
   readonly requestsPerSec: number
@@ -21,22 +28,42 @@ export interface HttpRun {
   readonly cpuPerRequestUs: number
 }
 
+/** Lowest and highest round, for the figures that matter. */
+export interface HttpSpread {
+  readonly requestsPerSec: readonly [min: number, max: number]
+  readonly cpuPerRequestUs: readonly [min: number, max: number]
+  readonly latencyP50Ms: readonly [min: number, max: number]
+}
+
+export const loopbackModes = [
+  "ours",
+  "oursNoSession",
+  "oursFloor",
+  "oursPlatformMiddleware",
+  "express",
+  "expressNoSession",
+  "expressCsc"
+] as const satisfies ReadonlyArray<Mode>
+
+export type LoopbackMode = typeof loopbackModes[number]
+
 export interface HttpResults {
   readonly connections: number
   readonly durationS: number
   readonly warmupS: number
   readonly rounds: number
   readonly sessions: number
-  /** Mean of the rounds, by server. */
-  readonly servers: Record<Mode, HttpRun>
-  readonly perRound: Record<Mode, Array<HttpRun>>
+  /** Median over the rounds, by server (each figure on its own). */
+  readonly servers: Record<LoopbackMode, HttpRun>
+  readonly spread: Record<LoopbackMode, HttpSpread>
+  readonly perRound: Record<LoopbackMode, Array<HttpRun>>
 }
 
 const connections = 64
 // The no-session servers get a cookie header of the same size, so only the session work differs.
-const dummyCookie = `sid=${"x".repeat(80)}`
+export const dummyCookie = `sid=${"x".repeat(80)}`
 
-const cycle = (cookie: string | undefined): ReadonlyArray<Request> => {
+export const cycle = (cookie: string | undefined): ReadonlyArray<Request> => {
   const headers = { cookie: cookie ?? dummyCookie }
   return [
     ...Array.from({ length: 9 }, () => ({ method: "GET", path: "/read", headers })),
@@ -44,66 +71,123 @@ const cycle = (cookie: string | undefined): ReadonlyArray<Request> => {
   ]
 }
 
-const once = async (mode: Mode, redis: BenchRedis, warmupS: number, durationS: number): Promise<HttpRun> => {
-  const server = await startServer(mode, redis)
-  try {
-    const sessions = mode === "ours" || mode === "express"
-    const cookies = sessions ? await login(server.port, connections) : []
-    await load({ port: server.port, connections, durationS: warmupS, cycle, cookies })
-    const cpuBefore = await server.cpuUs()
-    const r = await load({ port: server.port, connections, durationS, cycle, cookies })
-    const cpu = (await server.cpuUs()) - cpuBefore
-    const run: HttpRun = {
-      requestsPerSec: r.requests.average,
-      latencyMeanMs: r.latency.mean,
-      latencyP50Ms: r.latency.p50,
-      latencyP99Ms: r.latency.p99,
-      requests: r.requests.total,
-      errors: r.errors + r.timeouts,
-      non2xx: r.non2xx,
-      cpuPerRequestUs: cpu / r.requests.total
-    }
-    const problems = run.errors + run.non2xx > 0 ? `  (${run.errors} errors, ${run.non2xx} non-2xx!)` : ""
-    log(
-      `    ${modeLabels[mode].padEnd(46)} ${run.requestsPerSec.toFixed(0).padStart(7)} req/s  p50 ${
-        run.latencyP50Ms.toFixed(2)
-      } ms  p99 ${run.latencyP99Ms.toFixed(2)} ms  server CPU ${run.cpuPerRequestUs.toFixed(1)} µs/req${problems}`
-    )
-    return run
-  } finally {
-    await server.stop()
-  }
+export interface Fleet<M extends Mode> {
+  readonly servers: Record<M, RunningServer>
+  readonly cookies: Record<M, ReadonlyArray<string>>
+  readonly stop: () => Promise<void>
 }
 
-const mean = (runs: ReadonlyArray<HttpRun>): HttpRun => {
-  const avg = (f: (r: HttpRun) => number) => runs.reduce((sum, r) => sum + f(r), 0) / runs.length
+/** Starts one child per mode (one at a time, so their start-up does not overlap) and logs in `sessions` times. */
+export const startFleet = async <M extends Mode>(
+  modes: ReadonlyArray<M>,
+  redis: BenchRedis,
+  sessions: number
+): Promise<Fleet<M>> => {
+  const servers = {} as Record<M, RunningServer>
+  const cookies = {} as Record<M, ReadonlyArray<string>>
+  const stop = async () => {
+    await Promise.allSettled(Object.values<RunningServer>(servers).map((s) => s.stop()))
+  }
+  try {
+    for (const mode of modes) {
+      servers[mode] = await startServer(mode, redis)
+      cookies[mode] = hasSessions(mode) ? await login(servers[mode].port, sessions) : []
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { servers, cookies, stop }
+}
+
+const once = async (server: RunningServer, cookies: ReadonlyArray<string>, durationS: number): Promise<HttpRun> => {
+  const cpuBefore = await server.cpuUs()
+  const r = await load({ port: server.port, connections, durationS, cycle, cookies })
+  const cpu = (await server.cpuUs()) - cpuBefore
+  const run: HttpRun = {
+    requestsPerSec: r.requests.average,
+    latencyMeanMs: r.latency.mean,
+    latencyP50Ms: r.latency.p50,
+    latencyP99Ms: r.latency.p99,
+    requests: r.requests.total,
+    errors: r.errors + r.timeouts,
+    non2xx: r.non2xx,
+    cpuPerRequestUs: cpu / r.requests.total
+  }
+  const problems = run.errors + run.non2xx > 0 ? `  (${run.errors} errors, ${run.non2xx} non-2xx!)` : ""
+  log(
+    `    ${modeLabels[server.mode].padEnd(54)} ${run.requestsPerSec.toFixed(0).padStart(7)} req/s  p50 ${
+      run.latencyP50Ms.toFixed(2)
+    } ms  p99 ${run.latencyP99Ms.toFixed(2)} ms  server CPU ${run.cpuPerRequestUs.toFixed(1)} µs/req${problems}`
+  )
+  return run
+}
+
+const range = (values: ReadonlyArray<number>): readonly [number, number] => [
+  Math.min(...values),
+  Math.max(...values)
+]
+
+/** Each figure's median over the rounds; counts are summed. */
+const medianRun = (runs: ReadonlyArray<HttpRun>): HttpRun => {
+  const med = (f: (r: HttpRun) => number) => median(runs.map(f))
   const sum = (f: (r: HttpRun) => number) => runs.reduce((total, r) => total + f(r), 0)
   return {
-    requestsPerSec: avg((r) => r.requestsPerSec),
-    latencyMeanMs: avg((r) => r.latencyMeanMs),
-    latencyP50Ms: avg((r) => r.latencyP50Ms),
-    latencyP99Ms: avg((r) => r.latencyP99Ms),
+    requestsPerSec: med((r) => r.requestsPerSec),
+    latencyMeanMs: med((r) => r.latencyMeanMs),
+    latencyP50Ms: med((r) => r.latencyP50Ms),
+    latencyP99Ms: med((r) => r.latencyP99Ms),
     requests: sum((r) => r.requests),
     errors: sum((r) => r.errors),
     non2xx: sum((r) => r.non2xx),
-    cpuPerRequestUs: avg((r) => r.cpuPerRequestUs)
+    cpuPerRequestUs: med((r) => r.cpuPerRequestUs)
   }
 }
 
 export const runHttpBench = async (redis: BenchRedis): Promise<HttpResults> => {
-  const warmupS = seconds(2, 1)
-  const durationS = seconds(5, 1)
-  const rounds = quick ? 1 : 2
+  const warmupS = seconds(2, 0.5)
+  const durationS = seconds(3, 0.5)
+  const rounds = 3
   log(
-    `\n[2/5] HTTP read-mostly: 90% reads / 10% one-field writes, ${connections} connections, ${rounds} × ${durationS} s per server after ${warmupS} s warm-up`
+    `\n[2/6] HTTP read-mostly, loopback: 90% reads / 10% one-field writes, ${connections} connections, ${rounds} interleaved rounds × ${durationS} s per server after ${warmupS} s warm-up`
   )
-  const order: ReadonlyArray<Mode> = ["ours", "express", "oursNoSession", "expressNoSession"]
-  const perRound = { ours: [], express: [], oursNoSession: [], expressNoSession: [] } as Record<Mode, Array<HttpRun>>
-  for (let round = 0; round < rounds; round++) {
-    for (const mode of order) perRound[mode].push(await once(mode, redis, warmupS, durationS))
+  const fleet = await startFleet(loopbackModes, redis, connections)
+  try {
+    for (const mode of loopbackModes) {
+      await load({
+        port: fleet.servers[mode].port,
+        connections,
+        durationS: warmupS,
+        cycle,
+        cookies: fleet.cookies[mode]
+      })
+    }
+    const perRound = Object.fromEntries(loopbackModes.map((m) => [m, []])) as unknown as Record<
+      LoopbackMode,
+      Array<HttpRun>
+    >
+    for (let round = 0; round < rounds; round++) {
+      log(`   round ${round + 1}`)
+      for (const mode of rotate(loopbackModes, round)) {
+        perRound[mode].push(await once(fleet.servers[mode], fleet.cookies[mode], durationS))
+      }
+    }
+    const servers = Object.fromEntries(loopbackModes.map((m) => [m, medianRun(perRound[m])])) as Record<
+      LoopbackMode,
+      HttpRun
+    >
+    const spread = Object.fromEntries(loopbackModes.map((m) => {
+      const runs = perRound[m]
+      return [m, {
+        requestsPerSec: range(runs.map((r) => r.requestsPerSec)),
+        cpuPerRequestUs: range(runs.map((r) => r.cpuPerRequestUs)),
+        latencyP50Ms: range(runs.map((r) => r.latencyP50Ms))
+      }]
+    })) as Record<LoopbackMode, HttpSpread>
+    return { connections, durationS, warmupS, rounds, sessions: connections, servers, spread, perRound }
+  } finally {
+    await fleet.stop()
   }
-  const servers = Object.fromEntries(order.map((m) => [m, mean(perRound[m])])) as Record<Mode, HttpRun>
-  return { connections, durationS, warmupS, rounds, sessions: connections, servers, perRound }
 }
 
 /** Server time per request (µs) added by sessions: the difference of 1/throughput with and without. */

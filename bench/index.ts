@@ -5,26 +5,31 @@
  *
  * BENCH_QUICK=1 shortens every workload (a smoke run; figures not for comparison, written to bench/results.quick.json only).
  * BENCH_CPU_PROF=<dir> makes the HTTP server children write V8 CPU profiles there.
- * `tsx bench/index.ts --render` only regenerates the docs from bench/results.json.
+ * BENCH_REMOTE_DELAY_MS (default 0.25) is the delay the proxy adds each way in the remote-latency workload,
+ * BENCH_REMOTE_RATE (default 800) its request rate.
+ * `tsx bench/index.ts --render [results.json] [outDir]` only regenerates the docs (default: from
+ * bench/results.json into docs/).
  */
 import { execFileSync } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { runCommandsPerRequest } from "./commands.js"
-import { chartSvg, consoleSummary, markdown } from "./docs.js"
+import { chartSvg, consoleSummary, markdown, remoteChartSvg } from "./docs.js"
 import { runHttpBench } from "./httpReadMostly.js"
 import { runInvalidation } from "./invalidation.js"
 import { runLostUpdates } from "./lostUpdates.js"
 import { type BenchRedis, startRedis } from "./redis.js"
-import { buildResults, type Results } from "./report.js"
+import { runRemoteLatency } from "./remote/remoteLatency.js"
+import { buildResults, loadLimit, type Results } from "./report.js"
 import { fieldCount, jsonBytes } from "./sessionShape.js"
 import { log, quick } from "./stats.js"
 import { runStoreBench } from "./store.js"
 
 const root = (path: string) => fileURLToPath(new URL(`../${path}`, import.meta.url))
 
-const loadAverage = () => os.loadavg().slice(0, 1)[0]!.toFixed(2)
+const loadAverage = () => Number(os.loadavg()[0]!.toFixed(2))
 
 // Set on SIGINT/SIGTERM: the servers' children die with the process group, which is no failure to report.
 let interrupted = false
@@ -56,16 +61,20 @@ const main = async () => {
     log(
       `session shape: ${fieldCount} fields, ${jsonBytes} bytes of JSON; ${os.cpus().length} CPUs, load average ${loadBefore}`
     )
+    if (loadBefore >= loadLimit) {
+      log(`WARNING: load average ${loadBefore} ≥ ${loadLimit}: figures from a loaded machine, not for publishing`)
+    }
 
     const store = await runStoreBench(redis)
     const http = await runHttpBench(redis)
+    const remote = await runRemoteLatency(redis)
     const lostUpdates = await runLostUpdates(redis)
     const commands = await runCommandsPerRequest(redis)
     const invalidation = await runInvalidation(redis)
 
     const loadAfter = loadAverage()
     const cpus = os.cpus()
-    const results = buildResults({ store, http, lostUpdates, commands, invalidation }, {
+    const results = buildResults({ store, http, remote, lostUpdates, commands, invalidation }, {
       command: quick ? "BENCH_QUICK=1 npm run bench" : "npm run bench",
       quick,
       date: new Date().toISOString().slice(0, 10),
@@ -74,12 +83,8 @@ const main = async () => {
       redis: redisVersion,
       cpus: cpus.length,
       cpuModel: cpus[0]?.model.trim() ?? "unknown CPU",
-      loadAverage: `${loadBefore} / ${loadAfter}`,
-      ...(Number(loadBefore) > 0.5
-        ? {
-          contention: "other processes were busy when the run started; the ratios matter more than the absolute figures"
-        }
-        : {}),
+      loadAverage: { before: loadBefore, after: loadAfter },
+      underLoad: loadBefore >= loadLimit,
       sessionFields: fieldCount,
       sessionJsonBytes: jsonBytes
     })
@@ -88,28 +93,32 @@ const main = async () => {
     if (quick) {
       // A smoke run's figures are not for comparison: never let them replace the published ones.
       writeFileSync(root("bench/results.quick.json"), `${JSON.stringify(results, null, 2)}\n`)
-      log(`\nwrote bench/results.quick.json in ${results.meta["durationS"]} s (docs left as they were)`)
+      log(`\nwrote bench/results.quick.json in ${results.meta.durationS} s (docs left as they were)`)
     } else {
       writeFileSync(root("bench/results.json"), `${JSON.stringify(results, null, 2)}\n`)
-      writeDocs(results)
-      log(`\nwrote bench/results.json, docs/benchmarks.md and docs/benchmarks.svg in ${results.meta["durationS"]} s`)
+      writeDocs(results, root("docs"))
+      log(`\nwrote bench/results.json, docs/benchmarks.md and its charts in ${results.meta.durationS} s`)
     }
   } finally {
     await stop()
   }
 }
 
-const writeDocs = (results: Results) => {
-  mkdirSync(root("docs"), { recursive: true })
-  writeFileSync(root("docs/benchmarks.svg"), chartSvg(results))
-  writeFileSync(root("docs/benchmarks.md"), markdown(results))
+const writeDocs = (results: Results, dir: string) => {
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, "benchmarks-remote.svg"), remoteChartSvg(results))
+  writeFileSync(join(dir, "benchmarks.svg"), chartSvg(results))
+  writeFileSync(join(dir, "benchmarks.md"), markdown(results))
 }
 
 const render = async () => {
-  const results = JSON.parse(readFileSync(root("bench/results.json"), "utf8")) as Results
-  writeDocs(results)
+  const [from = root("bench/results.json"), to = root("docs")] = process.argv.slice(
+    process.argv.indexOf("--render") + 1
+  )
+  const results = JSON.parse(readFileSync(from, "utf8")) as Results
+  writeDocs(results, to)
   log(consoleSummary(results))
-  log("\nregenerated docs/benchmarks.md and docs/benchmarks.svg from bench/results.json")
+  log(`\nregenerated benchmarks.md and its charts in ${to} from ${from}`)
 }
 ;(process.argv.includes("--render") ? render() : main()).then(
   () => process.exit(0),

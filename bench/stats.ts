@@ -13,6 +13,10 @@ export interface Summary {
   readonly p99Us: number
   /** Per-op latency measured in batches (for sub-microsecond operations). */
   readonly batched?: number
+  /** Each interleaved round's median (µs); `medianUs` is the median of these when there are rounds. */
+  readonly roundMediansUs?: ReadonlyArray<number>
+  /** Lowest and highest round median (µs): how much the rounds disagree. */
+  readonly spreadUs?: readonly [min: number, max: number]
 }
 
 export const quick = process.env["BENCH_QUICK"] === "1"
@@ -38,13 +42,42 @@ export const summarize = (samplesUs: ReadonlyArray<number>, totalUs: number, bat
   }
 }
 
-/** Merges the samples of interleaved rounds of one measurement. */
+/** The median of a few numbers (mean of the middle two for an even count). */
+export const median = (values: ReadonlyArray<number>): number => {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** Collects the samples of one measurement, round by round. */
 export class Samples {
   readonly values: Array<number> = []
   totalUs = 0
+  /** Where each round's samples start in `values`. */
+  private readonly roundStarts: Array<number> = []
   constructor(readonly batched?: number) {}
+  /** Marks the start of an interleaved round. */
+  startRound(): void {
+    this.roundStarts.push(this.values.length)
+  }
+  /**
+   * Throughput and p99 over all samples; the median is the median of the rounds' medians, so one
+   * round disturbed by other load on the machine moves it little.
+   */
   summary(): Summary {
-    return summarize(this.values, this.totalUs, this.batched)
+    const all = summarize(this.values, this.totalUs, this.batched)
+    if (this.roundStarts.length < 2) return all
+    const medians = this.roundStarts.map((start, i) => {
+      const end = this.roundStarts[i + 1] ?? this.values.length
+      return percentile(Float64Array.from(this.values.slice(start, end)).sort(), 50)
+    })
+    return {
+      ...all,
+      medianUs: median(medians),
+      roundMediansUs: medians,
+      spreadUs: [Math.min(...medians), Math.max(...medians)]
+    }
   }
 }
 

@@ -1,7 +1,10 @@
 /**
  * Store level: hit, miss, one-field flush, create and destroy, for our store,
- * connect-redis (node-redis 5) and raw ioredis commands, one operation at a
- * time on the same Redis.
+ * connect-redis (node-redis 5, with and without its client-side cache) and
+ * raw ioredis commands, one operation at a time on the same Redis. Ours runs
+ * inside one Effect program (what an Effect handler pays) and through one
+ * `Effect.runPromise` per call (what a Promise caller pays); raw ioredis uses
+ * the same autoPipelining setting as our store's client (on, the default).
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -35,14 +38,16 @@ const rawDecode = (fields: Record<string, string>): Record<string, unknown> => {
 const sid = () => randomBytes(24).toString("base64url")
 
 export const runStoreBench = async (redis: BenchRedis): Promise<StoreResults> => {
-  log("\n[1/5] Store level (one operation at a time)")
+  log("\n[1/6] Store level (one operation at a time)")
   const cached = await openStore(redis.server)
   const uncached = await openStore(redis.server, { cache: false })
   const theirs = await openTheirStore(redis.url)
-  const raw = new Redis({ host: redis.host, port: redis.port })
+  const theirsCsc = await openTheirStore(redis.url, { clientSideCache: true })
+  // Our store's client pipelines automatically (SessionConfig.autoPipelining defaults to true): so does raw's.
+  const raw = new Redis({ host: redis.host, port: redis.port, enableAutoPipelining: true })
   const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
   const data = makeSessionData()
-  const d = seconds(3, 0.45)
+  const d = seconds(2.4, 0.45)
   try {
     const session = await run(cached.store.create(data))
     const hit = cached.store.retrieve(session.id)
@@ -51,6 +56,8 @@ export const runStoreBench = async (redis: BenchRedis): Promise<StoreResults> =>
     await raw.multi().hset(rawKey, rawFields(data)).pexpire(rawKey, TTL_MS).exec()
     const theirId = sid()
     await theirs.set(theirId, asExpressSession(data))
+    // The first get fills node-redis's client-side cache; the timed ones are hits.
+    if ((await theirsCsc.get(theirId)) === undefined) throw new Error("connect-redis lost the session we just set")
     const map = new Map([[session.id, session]])
 
     const results: Partial<StoreResults> = {}
@@ -81,6 +88,11 @@ export const runStoreBench = async (redis: BenchRedis): Promise<StoreResults> =>
         key: "connectRedisGet",
         label: "connect-redis get",
         round: (s, t) => timeAsync(s, t, () => theirs.get(theirId))
+      },
+      {
+        key: "connectRedisCscGet",
+        label: "connect-redis get, node-redis client-side cache",
+        round: (s, t) => timeAsync(s, t, () => theirsCsc.get(theirId))
       }
     ], d)
 
@@ -109,18 +121,26 @@ export const runStoreBench = async (redis: BenchRedis): Promise<StoreResults> =>
     ], d)
 
     const theirSession = asExpressSession(data)
+    let version = 0
+    const flushOne = Effect.suspend(() =>
+      cached.store.flush({ ...session, data: { ...session.data, counter: ++version } })
+    )
     results.flush = await compare("one-field flush", [
       {
         key: "ours",
-        label: "ours, flush (one changed field)",
-        round: (s, t) =>
-          timeAsync(s, t, (i) => run(cached.store.flush({ ...session, data: { ...session.data, counter: i + 1 } })))
+        label: "ours, flush (one field), one Effect program",
+        round: (s, t) => timeEffectBatched(s, t, 1, flushOne)
+      },
+      {
+        key: "oursRunPromise",
+        label: "ours, flush (one field), runPromise per call",
+        round: (s, t) => timeAsync(s, t, () => run(flushOne))
       },
       {
         key: "rawIoredisHsetPexpire",
         label: "raw ioredis MULTI HSET + PEXPIRE",
         round: (s, t) =>
-          timeAsync(s, t, (i) => raw.multi().hset(rawKey, "counter", String(i)).pexpire(rawKey, TTL_MS).exec())
+          timeAsync(s, t, (i) => raw.multi().hset(rawKey, "counter", JSON.stringify(i)).pexpire(rawKey, TTL_MS).exec())
       },
       {
         key: "connectRedisSet",
@@ -131,13 +151,20 @@ export const runStoreBench = async (redis: BenchRedis): Promise<StoreResults> =>
     ], d)
 
     const created: Array<string> = []
+    const createdRunPromise: Array<string> = []
     const rawCreated: Array<string> = []
     const theirCreated: Array<string> = []
+    const createInto = (pool: Array<string>) => Effect.map(cached.store.create(data), (x) => pool.push(x.id))
     results.create = await compare("create", [
       {
         key: "ours",
-        label: "ours, create",
-        round: (s, t) => timeAsync(s, t, () => run(Effect.map(cached.store.create(data), (x) => created.push(x.id))))
+        label: "ours, create, one Effect program",
+        round: (s, t) => timeEffectBatched(s, t, 1, createInto(created))
+      },
+      {
+        key: "oursRunPromise",
+        label: "ours, create, runPromise per call",
+        round: (s, t) => timeAsync(s, t, () => run(createInto(createdRunPromise)))
       },
       {
         key: "rawIoredisHsetPexpire",
@@ -166,8 +193,25 @@ export const runStoreBench = async (redis: BenchRedis): Promise<StoreResults> =>
       const quota = Math.floor(pool.length / 4)
       return (s, t) => timeAsync(s, t, () => destroy(pool.pop()!), Math.min(quota, pool.length))
     }
+    const createdQuota = Math.floor(created.length / 4)
     results.destroy = await compare("destroy", [
-      { key: "ours", label: "ours, destroy", round: drain(created, (id) => run(cached.store.destroy(id))) },
+      {
+        key: "ours",
+        label: "ours, destroy, one Effect program",
+        round: (s, t) =>
+          timeEffectBatched(
+            s,
+            t,
+            1,
+            Effect.suspend(() => cached.store.destroy(created.pop()!)),
+            Math.min(createdQuota, created.length)
+          )
+      },
+      {
+        key: "oursRunPromise",
+        label: "ours, destroy, runPromise per call",
+        round: drain(createdRunPromise, (id) => run(cached.store.destroy(id)))
+      },
       { key: "rawIoredisDel", label: "raw ioredis DEL", round: drain(rawCreated, (key) => raw.del(key)) },
       {
         key: "connectRedisDestroy",
@@ -177,6 +221,6 @@ export const runStoreBench = async (redis: BenchRedis): Promise<StoreResults> =>
     ], d)
     return results as StoreResults
   } finally {
-    await Promise.allSettled([cached.close(), uncached.close(), theirs.close(), raw.quit()])
+    await Promise.allSettled([cached.close(), uncached.close(), theirs.close(), theirsCsc.close(), raw.quit()])
   }
 }

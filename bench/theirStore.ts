@@ -1,6 +1,7 @@
 /**
  * connect-redis 10 on the node-redis 5 client it supports: the store that
- * express-session users run today.
+ * express-session users run today, optionally on node-redis 5's client-side
+ * cache (RESP3 + CLIENT TRACKING), the strongest setup express users have.
  */
 import { RedisStore } from "connect-redis"
 import type { SessionData } from "express-session"
@@ -14,10 +15,23 @@ export interface TheirStore {
   readonly close: () => Promise<void>
 }
 
-export const openTheirStore = async (url: string, prefix = "sess:"): Promise<TheirStore> => {
-  const client = createClient({ url })
+export interface TheirOptions {
+  readonly prefix?: string
+  /** node-redis 5's client-side cache (RESP3), with `disableTouch` so a read sends nothing. */
+  readonly clientSideCache?: boolean
+}
+
+/** A node-redis 5 client as connect-redis users set it up, with or without its client-side cache. */
+const theirClient = (url: string, clientSideCache: boolean) =>
+  clientSideCache
+    ? createClient({ url, RESP: 3, clientSideCache: { ttl: 0, maxEntries: 0, evictPolicy: "LRU" } })
+    : createClient({ url })
+
+export const openTheirStore = async (url: string, options: TheirOptions = {}): Promise<TheirStore> => {
+  const csc = options.clientSideCache ?? false
+  const client = theirClient(url, csc)
   await client.connect()
-  const store = new RedisStore({ client, prefix, ttl: 900 })
+  const store = new RedisStore({ client, prefix: options.prefix ?? "sess:", ttl: 900, disableTouch: csc })
   return {
     store,
     get: (sid) => store.get(sid),

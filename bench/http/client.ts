@@ -12,6 +12,8 @@ import type { Mode } from "./modes.js"
 export interface RunningServer {
   readonly mode: Mode
   readonly port: number
+  /** The child's process id (it names the child's CPU profile). */
+  readonly pid: number
   /** The child's CPU time so far (user + system), in µs. */
   readonly cpuUs: () => Promise<number>
   readonly stop: () => Promise<void>
@@ -70,7 +72,7 @@ export const startServer = (mode: Mode, redis: BenchRedis): Promise<RunningServe
           })
           child.send("cpu")
         })
-      resolve({ mode, port, cpuUs, stop })
+      resolve({ mode, port, pid: child.pid ?? 0, cpuUs, stop })
     })
   })
 

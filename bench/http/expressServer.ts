@@ -1,7 +1,8 @@
 /**
  * Their HTTP server: express 5 + express-session + connect-redis (node-redis
- * 5 client), as its documentation sets it up, or the same routes with no
- * sessions at all.
+ * 5 client), as its documentation sets it up; or the same on node-redis 5's
+ * client-side cache (RESP3) with `disableTouch`, the strongest express setup
+ * known; or the same routes with no sessions at all.
  */
 import { RedisStore } from "connect-redis"
 import express from "express"
@@ -13,16 +14,25 @@ import { makeSessionData } from "../sessionShape.js"
 const fields = (req: express.Request): Record<string, unknown> => req.session as unknown as Record<string, unknown>
 
 export const startExpress = async (
-  options: { readonly redisUrl: string; readonly sessions: boolean; readonly ready: (port: number) => void }
+  options: {
+    readonly redisUrl: string
+    readonly sessions: boolean
+    /** node-redis's client-side cache, with connect-redis's `disableTouch` so a cached read sends nothing. */
+    readonly clientSideCache?: boolean
+    readonly ready: (port: number) => void
+  }
 ) => {
+  const csc = options.clientSideCache ?? false
   const app = express()
   app.disable("x-powered-by")
   app.set("etag", false)
   if (options.sessions) {
-    const client = createClient({ url: options.redisUrl })
+    const client = csc
+      ? createClient({ url: options.redisUrl, RESP: 3, clientSideCache: { ttl: 0, maxEntries: 0, evictPolicy: "LRU" } })
+      : createClient({ url: options.redisUrl })
     await client.connect()
     app.use(session({
-      store: new RedisStore({ client, prefix: "sess:", ttl: 900 }),
+      store: new RedisStore({ client, prefix: "sess:", ttl: 900, disableTouch: csc }),
       secret: "bench-secret-not-for-production",
       resave: false,
       saveUninitialized: false,

@@ -1,11 +1,25 @@
-/** The four servers the HTTP workloads compare. */
-export const modes = ["ours", "oursNoSession", "express", "expressNoSession"] as const
+/** The servers the HTTP workloads compare. */
+export const modes = [
+  "ours",
+  "oursNoSession",
+  "oursFloor",
+  "oursPlatformMiddleware",
+  "express",
+  "expressNoSession",
+  "expressCsc"
+] as const
 
 export type Mode = typeof modes[number]
 
 export const modeLabels: Record<Mode, string> = {
   ours: "ours: @effect/platform-node + HttpSession",
   oursNoSession: "@effect/platform-node, no sessions",
+  oursFloor: "@effect/platform-node, trivial middleware (floor)",
+  oursPlatformMiddleware: "@effect/platform-node, HttpMiddleware.xForwardedHeaders",
   express: "express 5 + express-session + connect-redis",
-  expressNoSession: "express 5, no sessions"
+  expressNoSession: "express 5, no sessions",
+  expressCsc: "express-session + connect-redis, node-redis CSC"
 }
+
+/** The servers that keep sessions (they need a login first). */
+export const hasSessions = (mode: Mode): boolean => mode === "ours" || mode === "express" || mode === "expressCsc"

@@ -1,11 +1,17 @@
 /**
  * Our HTTP server: @effect/platform-node with the HttpSession middleware, or
- * the same routes with no sessions at all.
+ * the same routes with no sessions at all, or with a middleware that does only
+ * what any middleware must (the floor for HttpSession's machinery), or with
+ * one of @effect/platform's own middlewares.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
@@ -61,6 +67,34 @@ const withoutSessions = HttpRouter.empty.pipe(
   HttpRouter.post("/write", Effect.succeed(ok))
 )
 
+/** What the floor middleware provides per request: a constant, built from the request as a session would be. */
+class Floor extends Context.Tag("bench/Floor")<Floor, { readonly url: string; readonly name: string }>() {}
+
+const identity: HttpApp.PreResponseHandler = (_request, response) => Effect.succeed(response)
+
+/**
+ * The least a session-like middleware must do per request, written as HttpSession's is: read the
+ * request from the context, register a pre-response handler (identity) and provide a service.
+ */
+const floorMiddleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Floor>> =>
+  Effect.contextWithEffect((context: Context.Context<HttpServerRequest.HttpServerRequest>) =>
+    Effect.zipRight(
+      HttpApp.appendPreResponseHandler(identity),
+      Effect.provideService(app, Floor, {
+        url: Context.get(context, HttpServerRequest.HttpServerRequest).url,
+        name: "user-0"
+      })
+    )
+  ) as HttpApp.Default<E, Exclude<R, Floor>>
+
+const floorRoutes = HttpRouter.empty.pipe(
+  HttpRouter.get("/login", Effect.succeed(ok)),
+  HttpRouter.get("/read", Effect.map(Floor, (f) => HttpServerResponse.text(f.name))),
+  HttpRouter.post("/write", Effect.as(Floor, ok))
+)
+
+export type OursKind = "sessions" | "none" | "floor" | "platformMiddleware"
+
 const listen = (ready: (port: number) => void) =>
   Effect.flatMap(
     HttpServer.addressWith((address) => Effect.succeed(address._tag === "TcpAddress" ? address.port : 0)),
@@ -69,10 +103,19 @@ const listen = (ready: (port: number) => void) =>
 
 /** Serves on a free loopback port; calls `ready` with the port. */
 export const startOurs = (
-  options: { readonly redisServer: string; readonly sessions: boolean; readonly ready: (port: number) => void }
+  options: { readonly redisServer: string; readonly kind: OursKind; readonly ready: (port: number) => void }
 ) => {
   const ServerLive = NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" })
-  const program = options.sessions
+  const serve = <E>(app: HttpApp.Default<E>) =>
+    Effect.gen(function*() {
+      yield* HttpServer.serveEffect(app)
+      return yield* listen(options.ready)
+    }).pipe(Effect.scoped, Effect.provide(ServerLive))
+  if (options.kind === "floor") return Effect.runPromise(serve(floorMiddleware(floorRoutes)))
+  if (options.kind === "platformMiddleware") {
+    return Effect.runPromise(serve(HttpMiddleware.xForwardedHeaders(withoutSessions)))
+  }
+  const program = options.kind === "sessions"
     ? Effect.gen(function*() {
       const session = yield* HttpSession.middleware({ secrets: ["bench-secret-not-for-production-0123456789"] })
       const app = routes.pipe(

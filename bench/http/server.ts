@@ -20,12 +20,26 @@ const main = async () => {
   })
   switch (mode) {
     case "ours":
+      await startOurs({ redisServer, kind: "sessions", ready })
+      break
     case "oursNoSession":
-      await startOurs({ redisServer, sessions: mode === "ours", ready })
+      await startOurs({ redisServer, kind: "none", ready })
+      break
+    case "oursFloor":
+      await startOurs({ redisServer, kind: "floor", ready })
+      break
+    case "oursPlatformMiddleware":
+      await startOurs({ redisServer, kind: "platformMiddleware", ready })
       break
     case "express":
     case "expressNoSession":
-      await startExpress({ redisUrl: `redis://${redisServer}`, sessions: mode === "express", ready })
+    case "expressCsc":
+      await startExpress({
+        redisUrl: `redis://${redisServer}`,
+        sessions: mode !== "expressNoSession",
+        clientSideCache: mode === "expressCsc",
+        ready
+      })
       break
     default:
       throw new Error(`unknown mode ${String(mode)}`)

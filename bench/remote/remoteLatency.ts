@@ -1,0 +1,163 @@
+/**
+ * Latency with Redis a network hop away: Redis behind the delaying proxy,
+ * the read-mostly cycle (9 reads, 1 one-field write) at a fixed, moderate
+ * request rate over 8 connections, for ours, express (plain and on node-redis's
+ * client-side cache) and both without sessions. Per-request latency p50 and
+ * p99, median over interleaved rounds.
+ */
+import { Redis } from "ioredis"
+import { performance } from "node:perf_hooks"
+import { rotate } from "../compare.js"
+import { modeLabels } from "../http/modes.js"
+import { cycle, startFleet } from "../httpReadMostly.js"
+import type { BenchRedis } from "../redis.js"
+import { log, median, percentile, seconds } from "../stats.js"
+import { pacedLoad } from "./pacedLoad.js"
+import { startDelayProxy } from "./proxy.js"
+
+export const remoteModes = ["ours", "oursNoSession", "express", "expressNoSession", "expressCsc"] as const
+
+export type RemoteMode = typeof remoteModes[number]
+
+export interface RemoteRun {
+  readonly latencyP50Ms: number
+  readonly latencyP99Ms: number
+  readonly latencyMeanMs: number
+  readonly requests: number
+  readonly errors: number
+  readonly non2xx: number
+  /** Requests that went out after their slot (the previous one on that connection had not answered). */
+  readonly late: number
+  readonly cpuPerRequestUs: number
+}
+
+export interface RemoteResults {
+  /** Added by the proxy to every chunk, each way. */
+  readonly delayMsEachWay: number
+  /** PING round trip, median: straight to Redis and through the proxy (what the servers see). */
+  readonly redisRttMs: { readonly direct: number; readonly viaProxy: number }
+  readonly connections: number
+  readonly ratePerSec: number
+  readonly durationS: number
+  readonly warmupS: number
+  readonly rounds: number
+  /** Median over the rounds, by server. */
+  readonly servers: Record<RemoteMode, RemoteRun>
+  readonly spread: Record<RemoteMode, {
+    readonly latencyP50Ms: readonly [min: number, max: number]
+    readonly latencyP99Ms: readonly [min: number, max: number]
+  }>
+  readonly perRound: Record<RemoteMode, Array<RemoteRun>>
+}
+
+const connections = 8
+
+const pingRttMs = async (redis: BenchRedis): Promise<number> => {
+  const client = new Redis({ host: redis.host, port: redis.port })
+  try {
+    await client.ping()
+    const samples: Array<number> = []
+    for (let i = 0; i < 300; i++) {
+      const t0 = performance.now()
+      await client.ping()
+      samples.push(performance.now() - t0)
+    }
+    return percentile(Float64Array.from(samples).sort(), 50)
+  } finally {
+    await client.quit()
+  }
+}
+
+const range = (values: ReadonlyArray<number>): readonly [number, number] => [
+  Math.min(...values),
+  Math.max(...values)
+]
+
+export const runRemoteLatency = async (redis: BenchRedis): Promise<RemoteResults> => {
+  const delayMsEachWay = Number(process.env["BENCH_REMOTE_DELAY_MS"] ?? "0.25")
+  const ratePerSec = Number(process.env["BENCH_REMOTE_RATE"] ?? "800")
+  const warmupS = seconds(1.5, 0.5)
+  const durationS = seconds(4, 1)
+  const rounds = 3
+  log(
+    `\n[3/6] HTTP read-mostly, Redis behind a proxy adding ${delayMsEachWay} ms each way: ${connections} connections, ${ratePerSec} req/s in all, ${rounds} interleaved rounds × ${durationS} s per server`
+  )
+  const proxy = await startDelayProxy(redis, delayMsEachWay)
+  try {
+    const redisRttMs = { direct: await pingRttMs(redis), viaProxy: await pingRttMs(proxy) }
+    log(
+      `    Redis PING round trip, median: ${redisRttMs.direct.toFixed(3)} ms direct, ${
+        redisRttMs.viaProxy.toFixed(3)
+      } ms through the proxy`
+    )
+    const fleet = await startFleet(remoteModes, proxy, connections)
+    try {
+      const run = async (mode: RemoteMode, durationS: number): Promise<RemoteRun> => {
+        const server = fleet.servers[mode]
+        const cpuBefore = await server.cpuUs()
+        const r = await pacedLoad({
+          port: server.port,
+          connections,
+          ratePerSec,
+          durationS,
+          cycle,
+          cookies: fleet.cookies[mode]
+        })
+        const cpu = (await server.cpuUs()) - cpuBefore
+        return { ...r, cpuPerRequestUs: cpu / Math.max(1, r.requests) }
+      }
+      for (const mode of remoteModes) await run(mode, warmupS)
+      const perRound = Object.fromEntries(remoteModes.map((m) => [m, []])) as unknown as Record<
+        RemoteMode,
+        Array<RemoteRun>
+      >
+      for (let round = 0; round < rounds; round++) {
+        log(`   round ${round + 1}`)
+        for (const mode of rotate(remoteModes, round)) {
+          const r = await run(mode, durationS)
+          perRound[mode].push(r)
+          const problems = r.errors + r.non2xx > 0 ? `  (${r.errors} errors, ${r.non2xx} non-2xx!)` : ""
+          log(
+            `    ${modeLabels[mode].padEnd(54)} p50 ${r.latencyP50Ms.toFixed(3)} ms  p99 ${
+              r.latencyP99Ms.toFixed(3)
+            } ms  ${r.requests} requests, ${r.late} late  server CPU ${r.cpuPerRequestUs.toFixed(1)} µs/req${problems}`
+          )
+        }
+      }
+      const med = (runs: ReadonlyArray<RemoteRun>): RemoteRun => ({
+        latencyP50Ms: median(runs.map((r) => r.latencyP50Ms)),
+        latencyP99Ms: median(runs.map((r) => r.latencyP99Ms)),
+        latencyMeanMs: median(runs.map((r) => r.latencyMeanMs)),
+        requests: runs.reduce((a, r) => a + r.requests, 0),
+        errors: runs.reduce((a, r) => a + r.errors, 0),
+        non2xx: runs.reduce((a, r) => a + r.non2xx, 0),
+        late: runs.reduce((a, r) => a + r.late, 0),
+        cpuPerRequestUs: median(runs.map((r) => r.cpuPerRequestUs))
+      })
+      const servers = Object.fromEntries(remoteModes.map((m) => [m, med(perRound[m])])) as Record<
+        RemoteMode,
+        RemoteRun
+      >
+      const spread = Object.fromEntries(remoteModes.map((m) => [m, {
+        latencyP50Ms: range(perRound[m].map((r) => r.latencyP50Ms)),
+        latencyP99Ms: range(perRound[m].map((r) => r.latencyP99Ms))
+      }])) as RemoteResults["spread"]
+      return {
+        delayMsEachWay,
+        redisRttMs,
+        connections,
+        ratePerSec,
+        durationS,
+        warmupS,
+        rounds,
+        servers,
+        spread,
+        perRound
+      }
+    } finally {
+      await fleet.stop()
+    }
+  } finally {
+    await proxy.stop()
+  }
+}
