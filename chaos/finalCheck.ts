@@ -55,9 +55,10 @@ export const finalCheck = async (
     let acknowledged = 0
     let uncertain = 0
     let unexplainedHigher = 0
+    const now = Date.now()
     for (const model of models) {
       if (model.sid === undefined || model.maxAcked === 0) continue
-      if (model.mayReset) {
+      if (model.mayReset(now)) {
         uncertain++
         continue
       }
@@ -66,7 +67,7 @@ export const finalCheck = async (
       const stored = visitsOf(await redis.hgetall(prefix + idOf(model.sid)))
       if (stored === undefined || stored < model.maxAcked) {
         lost.push({ client: model.id, acknowledged: model.maxAcked, stored })
-      } else if (stored > model.maxAcked && !model.ambiguous) unexplainedHigher++
+      } else if (stored > model.maxAcked && !model.ambiguous(now)) unexplainedHigher++
     }
     const victimsChanged: Array<string> = []
     for (const victim of victims) {

@@ -167,7 +167,13 @@ const main = async (): Promise<number> => {
       maxRequestsPerClient: settings.maxRequestsPerClient,
       timeoutMs: clientTimeoutMs,
       thinkMs,
-      stopped: () => stopping
+      stopped: () => stopping,
+      // A failure during a fault may take effect until the fault is over, plus the bound.
+      settledAt: (t: number) =>
+        faults.reduce(
+          (until, f) => f.startedAt <= t && t <= f.endedAt + boundMs ? Math.max(until, f.endedAt + boundMs) : until,
+          t + boundMs
+        )
     },
     findings,
     samples
@@ -216,6 +222,9 @@ const main = async (): Promise<number> => {
           s.ms.toFixed(0)
         } ms: ${s.error}`
       )
+    }
+    for (const v of check.vanished) {
+      log(`vanished: client ${v.reset.client}, stored under the old id: ${v.stored}\n  ${v.reset.recent.join("\n  ")}`)
     }
   }
   const report = markdown(result)

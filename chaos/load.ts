@@ -23,6 +23,8 @@ export interface LoadOptions {
   readonly timeoutMs: number
   readonly thinkMs: readonly [min: number, max: number]
   readonly stopped: () => boolean
+  /** See {@link ClientModel}. */
+  readonly settledAt: (t: number) => number
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -51,7 +53,7 @@ export const run = async (
   findings: Findings,
   samples: Array<Sample>
 ): Promise<ReadonlyArray<ClientModel>> => {
-  const models = Array.from({ length: options.clients }, (_, i) => new ClientModel(i, findings))
+  const models = Array.from({ length: options.clients }, (_, i) => new ClientModel(i, findings, options.settledAt))
   const client = async (model: ClientModel) => {
     let on = model.id % 2
     for (let n = 0; n < options.maxRequestsPerClient; n++) {

@@ -8,9 +8,11 @@
  * so w is read and acknowledged under the new id. `POST /logout` destroys the
  * session: the next `GET /` legitimately starts again at 1.
  *
- * A failed request (503, no response) may still have been applied: the next
- * value may jump. A failed login or logout may have replaced or destroyed the
- * session without the client learning it: the next value may start again.
+ * A failed request (503, no response) may still have been applied, and late:
+ * a command sent to a frozen Redis runs when it thaws, after the client got
+ * its 503. So until the fault that failed it is over (plus the latency bound),
+ * the count may jump, and after a failed login or logout the session may
+ * vanish (the regenerate or logout's DEL applied late), even after a success.
  */
 
 export type Kind = "get" | "login" | "logout"
@@ -52,6 +54,13 @@ export interface Findings {
   readonly resets: Array<Reset>
   /** The count moved by more than one with no failed request to explain it. */
   unexplainedJumps: number
+  /** Sessions gone after a failed login or logout, as it may legitimately be. */
+  expectedResets: number
+  /**
+   * Of those, sessions gone after a later request had succeeded on them: the failed request's DEL ran
+   * late, and the successful one's write (acknowledged with a 200) went to a session already destroyed.
+   */
+  lateResets: number
 }
 
 export const emptyFindings = (): Findings => ({
@@ -61,7 +70,9 @@ export const emptyFindings = (): Findings => ({
   crossInstance: [],
   overwritten: 0,
   resets: [],
-  unexplainedJumps: 0
+  unexplainedJumps: 0,
+  expectedResets: 0,
+  lateResets: 0
 })
 
 interface Ack {
@@ -79,13 +90,34 @@ export class ClientModel {
   private ackedBy = new Map<string, number>()
   /** Acknowledged values in order, for staleness in ms. */
   private history: Array<Ack> = []
-  /** A request failed since the last success: its write may have been applied. */
-  ambiguous = false
-  /** A login or logout failed since the last success: the session may be gone. */
-  mayReset = false
+  /** Failed requests whose late effects are still possible: when they ended, and whether they could destroy. */
+  private failures: Array<{ readonly at: number; readonly destroys: boolean; succeededSince: boolean }> = []
   private readonly recent: Array<string> = []
 
-  constructor(readonly id: number, private readonly findings: Findings) {}
+  /**
+   * `settledAt(t)`: when a request that failed at t can no longer take effect: the end of the fault it
+   * met plus the latency bound (infinite while that fault lasts).
+   */
+  constructor(
+    readonly id: number,
+    private readonly findings: Findings,
+    private readonly settledAt: (t: number) => number
+  ) {}
+
+  private unsettled(now: number) {
+    this.failures = this.failures.filter((f) => now < this.settledAt(f.at))
+    return this.failures
+  }
+
+  /** A failed request may still change the count (make it jump). */
+  ambiguous(now: number): boolean {
+    return this.unsettled(now).length > 0
+  }
+
+  /** A failed login or logout may still destroy the session. */
+  mayReset(now: number): boolean {
+    return this.unsettled(now).some((f) => f.destroys)
+  }
 
   /** The cookie header to send. */
   cookie(): string | undefined {
@@ -122,8 +154,7 @@ export class ClientModel {
     else if (reply.sid !== undefined) this.sid = reply.sid
 
     if (reply.status !== 200 || visits === undefined) {
-      this.ambiguous = true
-      if (kind !== "get") this.mayReset = true
+      this.failures.push({ at: reply.startedAt + reply.ms, destroys: kind !== "get", succeededSince: false })
       return
     }
     const now = reply.startedAt
@@ -131,8 +162,8 @@ export class ClientModel {
     if (kind === "logout") {
       this.sid = undefined
       this.restart(0, 0, instance, now)
-      this.ambiguous = false
-      this.mayReset = false
+      // A new session: nothing failed earlier can touch it.
+      this.failures = []
       return
     }
     this.findings.checked++
@@ -140,7 +171,10 @@ export class ClientModel {
     const fresh = read === 0 && (sentSid === undefined || (reply.sid !== undefined && reply.sid !== sentSid))
     if (fresh && this.maxAcked > 0) {
       // A new session: legitimate only after a failed login or logout.
-      if (!this.mayReset) {
+      if (this.mayReset(now)) {
+        if (this.failures.some((f) => f.destroys && f.succeededSince)) this.findings.lateResets++
+        else this.findings.expectedResets++
+      } else {
         this.findings.resets.push({
           client: this.id,
           instance,
@@ -151,6 +185,7 @@ export class ClientModel {
         })
       }
       this.restart(visits, read, instance, ackedAt)
+      this.failures = []
     } else {
       const ackedHere = this.ackedBy.get(instance) ?? 0
       if (read < this.maxRead) this.findings.monotonic++
@@ -170,7 +205,7 @@ export class ClientModel {
         // The session now continues from what was written; check against that from here on.
         this.restart(visits, read, instance, ackedAt)
       } else {
-        if (read > this.maxAcked && !this.ambiguous) this.findings.unexplainedJumps++
+        if (read > this.maxAcked && !this.ambiguous(now)) this.findings.unexplainedJumps++
         this.maxAcked = Math.max(this.maxAcked, visits)
         this.maxRead = Math.max(this.maxRead, read)
         this.ackedBy.set(instance, Math.max(ackedHere, visits))
@@ -181,7 +216,6 @@ export class ClientModel {
         }
       }
     }
-    this.ambiguous = false
-    this.mayReset = false
+    for (const failure of this.failures) failure.succeededSince = true
   }
 }

@@ -286,14 +286,25 @@ vanished although the client neither logged out nor saw a login or logout fail i
       })`
   };
 - sessions that vanished during the run: ${findings.resets.length}${
-    findings.resets.length === 0
+    check.vanished.length === 0
       ? ""
       : ` (${
-        findings.resets.slice(0, 5).map((r) =>
-          `client ${r.client} at ${at(r.at)} on ${r.instance}, ${r.lostVersions} visits`
+        check.vanished.slice(0, 5).map(({ reset: r, stored }) =>
+          `client ${r.client} at ${
+            at(r.at)
+          } on ${r.instance}, ${r.lostVersions} visits acknowledged; after the run Redis holds ${
+            stored === undefined ? "no session" : `${stored} visits`
+          } under the id it had sent`
         ).join("; ")
       })`
   };
+- sessions that vanished after the client's own login or logout had failed (legitimate: the failed request's DEL
+  may run after its 503, when Redis thaws or the command is resent): ${
+    findings.expectedResets + findings.lateResets
+  }; of
+  those, ${findings.lateResets} vanished only after a later request on the same session had succeeded. That request's
+  write was acknowledged with a 200 and then dropped: the store's flush found the session destroyed (destroy wins over
+  a concurrent write) and said nothing to the handler;
 - stored counts above the acknowledged one with no failed request to explain them: ${check.unexplainedHigher}; counts that jumped by more than one during the run with no failed request before: ${findings.unexplainedJumps}.
 
 ## Consistency of reads
