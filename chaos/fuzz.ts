@@ -161,7 +161,10 @@ export const randomCase = (victims: ReadonlyArray<Victim>, secret: string): Fuzz
     return { ...c, name: `cookie: ${c.name}`, method: "POST", path: "/login", body: "{\"name\": \"fuzzer\"}" }
   }
   const b = pick(bodyCases)()
-  const cookie = Math.random() < 0.5 ? pick(cookieCases(victim, secret))() : undefined
+  // Not with a header over node's limit: node answers 431 and resets the connection while the body is still
+  // being sent, which the client sees as ECONNRESET; that is node's HTTP server, not the app.
+  let cookie = Math.random() < 0.5 ? pick(cookieCases(victim, secret))() : undefined
+  while (cookie !== undefined && cookie.name.includes("over node's limit")) cookie = pick(cookieCases(victim, secret))()
   return {
     ...b,
     name: `body: ${b.name}`,

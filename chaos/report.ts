@@ -302,9 +302,9 @@ vanished although the client neither logged out nor saw a login or logout fail i
   may run after its 503, when Redis thaws or the command is resent): ${
     findings.expectedResets + findings.lateResets
   }; of
-  those, ${findings.lateResets} vanished only after a later request on the same session had succeeded. That request's
-  write was acknowledged with a 200 and then dropped: the store's flush found the session destroyed (destroy wins over
-  a concurrent write) and said nothing to the handler;
+  those, ${findings.lateResets} vanished only after a later request on the same session had succeeded: its acknowledged
+  write went with the session, or, if it came after the DEL, the store's flush found the session destroyed and dropped
+  the write without telling the handler (destroy wins over a concurrent write), so the 200 acknowledged nothing;
 - stored counts above the acknowledged one with no failed request to explain them: ${check.unexplainedHigher}; counts that jumped by more than one during the run with no failed request before: ${findings.unexplainedJumps}.
 
 ## Consistency of reads
