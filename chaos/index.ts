@@ -9,6 +9,8 @@
  *
  * CHAOS_QUICK=1: a ≤ 45 s smoke run; the report goes to a temp file, and the
  * exit code says whether any promise was broken.
+ * CHAOS_DEBUG=1: also prints each request that got no response, and the last
+ * requests of each client whose session vanished.
  */
 import * as Duration from "effect/Duration"
 import { execFileSync } from "node:child_process"
