@@ -7,12 +7,12 @@
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as EnvConfig from "./internal/envConfig.js"
 import * as Redact from "./internal/redact.js"
 import * as InternalSchema from "./internal/schema.js"
 import type { SessionConfigError } from "./SessionError.js"
@@ -52,7 +52,7 @@ const RedisUrl = Schema.String.pipe(
   })
 )
 
-const Password = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String))
+const Password = InternalSchema.RedactedString
 
 // Lifetimes go to PEXPIRE and into `now + lifetime` arithmetic; timeouts go to Node timers.
 const lifetime = InternalSchema.lifetime
@@ -177,8 +177,7 @@ const decodeInput = InternalSchema.decoder(SessionConfig, "setting")
  * @since 0.1.0
  * @category constructors
  */
-export const decode = (input: unknown): Effect.Effect<SessionConfig, SessionConfigError> =>
-  Either.match(decodeInput(input), { onLeft: (e) => Effect.fail(e), onRight: Effect.succeed })
+export const decode = (input: unknown): Effect.Effect<SessionConfig, SessionConfigError> => decodeInput(input)
 
 /**
  * Decodes settings from a plain object, or throws the `SessionConfigError`.
@@ -187,10 +186,6 @@ export const decode = (input: unknown): Effect.Effect<SessionConfig, SessionConf
  * @category constructors
  */
 export const decodeSync = (input: unknown): SessionConfig => Either.getOrThrowWith(decodeInput(input), (e) => e)
-
-const configKeys = InternalSchema.configKeys
-
-const optionalString = (name: string) => Config.option(Config.string(name))
 
 /**
  * Reads the settings through Effect `Config` under `prefix` (default
@@ -204,43 +199,42 @@ const optionalString = (name: string) => Config.option(Config.string(name))
  * @category config
  */
 export const configWithPrefix = (prefix: string = "REDIS_SESSION"): Config.Config<SessionConfig> =>
-  Config.all({
-    server: optionalString(configKeys.server),
-    sock: optionalString(configKeys.sock),
-    url: optionalString(configKeys.url),
-    username: optionalString(configKeys.username),
-    password: Config.option(Config.redacted(configKeys.password)),
-    database: Config.option(Config.integer(configKeys.database)),
-    expire: optionalString(configKeys.expire),
-    debug: Config.option(Config.boolean(configKeys.debug)),
-    prefix: optionalString(configKeys.prefix),
-    connectTimeout: optionalString(configKeys.connectTimeout),
-    commandTimeout: optionalString(configKeys.commandTimeout),
-    autoPipelining: Config.option(Config.boolean(configKeys.autoPipelining)),
-    cacheEnabled: Config.option(Config.boolean(configKeys["cache.enabled"])),
-    cacheCapacity: Config.option(Config.integer(configKeys["cache.capacity"])),
-    cacheTracking: Config.option(Config.boolean(configKeys["cache.tracking"])),
-    cacheMaxStaleness: optionalString(configKeys["cache.maxStaleness"])
-  }).pipe(
-    Config.mapOrFail(({ cacheCapacity, cacheEnabled, cacheMaxStaleness, cacheTracking, ...top }) => {
-      const input = {
-        ...definedOnly(top),
-        cache: definedOnly({
-          enabled: cacheEnabled,
-          capacity: cacheCapacity,
-          tracking: cacheTracking,
-          maxStaleness: cacheMaxStaleness
-        })
-      }
-      return Either.mapLeft(decodeInput(input), ({ detail, field }) => {
-        const name = configKeys[field as keyof typeof configKeys] ?? field.toUpperCase()
-        return ConfigError.InvalidData([name], detail)
-      })
-    }),
-    Config.nested(prefix),
+  EnvConfig.make({ table: InternalSchema.envTable, prefix, decode: decodeInput }).pipe(
     // So that a setting only the server can reject (the database) is reported under its variable.
     Config.map((config) => InternalSchema.rememberPrefix(config, prefix))
   )
+
+/**
+ * The settings as a Schema encodes them: what `Config.Config.Wrap` maps.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Encoded = Schema.Schema.Encoded<typeof SessionConfig>
+
+/**
+ * An object of `Config`s, one per setting (the object form of `Config.Config.Wrap`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Wrapped = Exclude<Config.Config.Wrap<Encoded>, Config.Config<unknown>>
+
+/**
+ * Settings from a `Config` of decoded settings, or from an object of
+ * `Config`s per setting, decoded by the same Schema. A rejected value fails
+ * with a `ConfigError` naming the setting.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const fromConfig = (config: Config.Config<SessionConfig> | Wrapped): Config.Config<SessionConfig> =>
+  Config.isConfig(config)
+    ? config
+    : Config.mapOrFail(
+      Config.unwrap(config),
+      (input) => Either.mapLeft(decodeInput(input), (error) => ConfigError.InvalidData([error.field], error.detail))
+    )
 
 /**
  * The settings read from the environment under `REDIS_SESSION_*`; see
@@ -250,11 +244,3 @@ export const configWithPrefix = (prefix: string = "REDIS_SESSION"): Config.Confi
  * @category config
  */
 export const config: Config.Config<SessionConfig> = configWithPrefix()
-
-const definedOnly = (record: Record<string, Option.Option<unknown>>): Record<string, unknown> => {
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(record)) {
-    if (Option.isSome(value)) out[key] = value.value
-  }
-  return out
-}

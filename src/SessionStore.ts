@@ -128,20 +128,23 @@ export const layer = (
   Layer.scoped(SessionStore, Effect.flatMap(SessionConfig.decode(settings), make))
 
 /**
- * The Redis-backed store, with settings read through Effect `Config` (by
- * default `SessionConfig.config`, from `REDIS_SESSION_*`). A setting the
- * server rejects (a `database` it does not have) fails with a `ConfigError`
- * naming its variable, as a malformed one does.
+ * The Redis-backed store, with settings read through Effect `Config`. By
+ * default they come from `REDIS_SESSION_*` (`SessionConfig.config`). Pass a
+ * `Config` of decoded settings, or an object of `Config`s per setting (as
+ * `Config.Config.Wrap`) to read other variables:
+ * `layerConfig({ server: Config.string("REDIS_ADDR"), password: Config.redacted("REDIS_PASS") })`.
+ * A rejected setting, and one the server rejects (a `database` it does not
+ * have), fail with a `ConfigError` naming its variable.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config<SessionConfig.SessionConfig> = SessionConfig.config
+  config: Config.Config<SessionConfig.SessionConfig> | SessionConfig.Wrapped = SessionConfig.config
 ): Layer.Layer<SessionStore, ConfigError.ConfigError | RedisConnectionError> =>
   Layer.scoped(
     SessionStore,
-    Effect.flatMap(config, (settings) =>
+    Effect.flatMap(SessionConfig.fromConfig(config), (settings) =>
       Effect.catchTag(make(settings), "SessionConfigError", (error) =>
         Effect.fail(InternalSchema.toConfigError(settings, error))))
   )

@@ -3,14 +3,12 @@
  * from the environment, and names the option it rejects.
  */
 import * as Arr from "effect/Array"
-import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Option from "effect/Option"
+import type * as Config from "effect/Config"
+import type * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { SessionConfigError } from "../SessionError.js"
+import * as EnvConfig from "./envConfig.js"
 import * as InternalSchema from "./schema.js"
 
 const CookieName = Schema.String.pipe(
@@ -35,7 +33,7 @@ const CookiePath = Schema.String.pipe(
   })
 )
 
-const Secret = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String)).pipe(
+const Secret = InternalSchema.RedactedString.pipe(
   Schema.filter((secret) => {
     const length = Redacted.value(secret).length
     // The message gives the length only: a secret must never reach a log.
@@ -132,22 +130,34 @@ const decodeInput = InternalSchema.decoder(Options, "option")
  * @since 0.1.0
  * @category constructors
  */
-export const decodeOptions = (input: unknown): Effect.Effect<Options, SessionConfigError> =>
-  Either.match(decodeInput(input), { onLeft: Effect.fail, onRight: Effect.succeed })
+export const decodeOptions = (input: unknown): Effect.Effect<Options, SessionConfigError> => decodeInput(input)
 
-const configKeys = {
-  name: "NAME",
-  secrets: "SECRETS",
-  domain: "DOMAIN",
-  path: "PATH",
-  maxAge: "MAX_AGE",
-  httpOnly: "HTTP_ONLY",
-  secure: "SECURE",
-  trustProxy: "TRUST_PROXY",
-  sameSite: "SAME_SITE",
-  rolling: "ROLLING",
-  saveUninitialized: "SAVE_UNINITIALIZED"
-} as const
+/** The environment variable (after the prefix) and kind of each option. */
+const table: EnvConfig.Table = {
+  name: ["NAME", "string"],
+  secrets: ["SECRETS", "redactedList"],
+  domain: ["DOMAIN", "string"],
+  path: ["PATH", "string"],
+  maxAge: ["MAX_AGE", "string"],
+  httpOnly: ["HTTP_ONLY", "boolean"],
+  secure: ["SECURE", "string"],
+  trustProxy: ["TRUST_PROXY", "boolean"],
+  sameSite: ["SAME_SITE", "string"],
+  rolling: ["ROLLING", "boolean"],
+  saveUninitialized: ["SAVE_UNINITIALIZED", "boolean"]
+}
+
+// The two options whose text form differs from their value.
+const adapt = (input: Record<string, unknown>): Record<string, unknown> => {
+  const { maxAge, secure, ...rest } = input
+  const out: Record<string, unknown> = rest
+  if (typeof maxAge === "string") out.maxAge = maxAge.trim() === "session" ? null : maxAge
+  if (typeof secure === "string") {
+    const s = secure.trim().toLowerCase()
+    out.secure = s === "true" ? true : s === "false" ? false : s
+  }
+  return out
+}
 
 /**
  * Reads the options through Effect `Config` under `prefix` (default
@@ -161,42 +171,8 @@ const configKeys = {
  * @since 0.1.0
  * @category config
  */
-export const configWithPrefix = (prefix: string = "HTTP_SESSION"): Config.Config<Options> => {
-  const text = (key: string) => Config.option(Config.string(key))
-  const flag = (key: string) => Config.option(Config.boolean(key))
-  return Config.all({
-    secrets: Config.array(Config.redacted(), configKeys.secrets),
-    name: text(configKeys.name),
-    domain: text(configKeys.domain),
-    path: text(configKeys.path),
-    maxAge: text(configKeys.maxAge),
-    httpOnly: flag(configKeys.httpOnly),
-    secure: text(configKeys.secure),
-    trustProxy: flag(configKeys.trustProxy),
-    sameSite: text(configKeys.sameSite),
-    rolling: flag(configKeys.rolling),
-    saveUninitialized: flag(configKeys.saveUninitialized)
-  }).pipe(
-    Config.mapOrFail(({ maxAge, secure, ...rest }) => {
-      const input: Record<string, unknown> = {}
-      const entries: ReadonlyArray<readonly [string, unknown]> = Object.entries(rest)
-      for (const [key, value] of entries) {
-        if (!Option.isOption(value)) input[key] = value
-        else if (Option.isSome(value)) input[key] = value.value
-      }
-      if (Option.isSome(maxAge)) input.maxAge = maxAge.value.trim() === "session" ? null : maxAge.value
-      if (Option.isSome(secure)) {
-        const s = secure.value.trim().toLowerCase()
-        input.secure = s === "true" ? true : s === "false" ? false : s
-      }
-      return Either.mapLeft(decodeInput(input), ({ detail, field }) => {
-        const head = field.split(".")[0] as keyof typeof configKeys
-        return ConfigError.InvalidData([configKeys[head] ?? field.toUpperCase()], detail)
-      })
-    }),
-    Config.nested(prefix)
-  )
-}
+export const configWithPrefix = (prefix: string = "HTTP_SESSION"): Config.Config<Options> =>
+  EnvConfig.make({ table, prefix, decode: decodeInput, adapt })
 
 /**
  * The options read from the environment under `HTTP_SESSION_*`; see

@@ -1,10 +1,11 @@
-import * as ConfigError from "effect/ConfigError"
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { SessionConfigError } from "../SessionError.js"
+import * as EnvConfig from "./envConfig.js"
 import * as Redact from "./redact.js"
 
 /**
@@ -96,6 +97,14 @@ export const lifetime = (unit: "seconds" | "millis") =>
 export const defaultExpire: Duration.Duration = Duration.seconds(900)
 
 /**
+ * A secret as users give it: a `Redacted` string, or a plain string that is
+ * wrapped in `Redacted` at once (passwords, cookie secrets).
+ *
+ * @internal
+ */
+export const RedactedString = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String))
+
+/**
  * A strict decoder for settings objects: unknown keys are errors, and the
  * first problem becomes a `SessionConfigError` naming its field.
  *
@@ -123,28 +132,28 @@ export const decoder = <A, I>(schema: Schema.Schema<A, I>, noun: "setting" | "op
 }
 
 /**
- * The environment variable (after the prefix) of each setting.
+ * The environment variable (after the prefix) and kind of each setting.
  *
  * @internal
  */
-export const configKeys = {
-  server: "SERVER",
-  sock: "SOCK",
-  url: "URL",
-  username: "USERNAME",
-  password: "PASSWORD",
-  database: "DATABASE",
-  expire: "EXPIRE",
-  debug: "DEBUG",
-  prefix: "PREFIX",
-  connectTimeout: "CONNECT_TIMEOUT",
-  commandTimeout: "COMMAND_TIMEOUT",
-  autoPipelining: "AUTO_PIPELINING",
-  "cache.enabled": "CACHE_ENABLED",
-  "cache.capacity": "CACHE_CAPACITY",
-  "cache.tracking": "CACHE_TRACKING",
-  "cache.maxStaleness": "CACHE_MAX_STALENESS"
-} as const
+export const envTable: EnvConfig.Table = {
+  server: ["SERVER", "string"],
+  sock: ["SOCK", "string"],
+  url: ["URL", "string"],
+  username: ["USERNAME", "string"],
+  password: ["PASSWORD", "redacted"],
+  database: ["DATABASE", "integer"],
+  expire: ["EXPIRE", "string"],
+  debug: ["DEBUG", "boolean"],
+  prefix: ["PREFIX", "string"],
+  connectTimeout: ["CONNECT_TIMEOUT", "string"],
+  commandTimeout: ["COMMAND_TIMEOUT", "string"],
+  autoPipelining: ["AUTO_PIPELINING", "boolean"],
+  "cache.enabled": ["CACHE_ENABLED", "boolean"],
+  "cache.capacity": ["CACHE_CAPACITY", "integer"],
+  "cache.tracking": ["CACHE_TRACKING", "boolean"],
+  "cache.maxStaleness": ["CACHE_MAX_STALENESS", "string"]
+}
 
 // Settings read from the environment, and the prefix they were read under.
 const prefixes = new WeakMap<object, string>()
@@ -167,6 +176,5 @@ export const rememberPrefix = <A extends object>(config: A, prefix: string): A =
  */
 export const toConfigError = (config: object, error: SessionConfigError): ConfigError.ConfigError => {
   const prefix = prefixes.get(config)
-  const name = configKeys[error.field as keyof typeof configKeys] ?? error.field.toUpperCase()
-  return ConfigError.InvalidData(prefix === undefined ? [name] : [prefix, name], error.detail)
+  return EnvConfig.toConfigError(envTable, error, prefix === undefined ? [] : [prefix])
 }
