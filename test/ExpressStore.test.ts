@@ -62,17 +62,28 @@ interface App {
   readonly close: () => Promise<void>
 }
 
-const startApp = async (store: session.Store): Promise<App> => {
+const startApp = async (store: session.Store, options: Partial<session.SessionOptions> = {}): Promise<App> => {
   const app = express()
   const state: { gate: Gate | undefined } = { gate: undefined }
   const errors: Array<unknown> = []
-  app.use(session({ store, secret, resave: false, saveUninitialized: false }))
+  app.use(session({ store, secret, resave: false, saveUninitialized: false, ...options }))
   app.post("/login/:user", (req, res) => {
     fields(req).user = req.params.user
     res.json({ ok: true })
   })
   app.get("/me", (req, res) => {
     res.json({ user: fields(req).user ?? null })
+  })
+  app.get("/cookie", (req, res) => {
+    res.json({ maxAge: req.session.cookie.maxAge, expires: req.session.cookie.expires?.toISOString() ?? null })
+  })
+  app.post("/regenerate", (req, res, next) => {
+    const { cookie: _cookie, ...data } = fields(req)
+    req.session.regenerate((error) => {
+      if (error !== undefined && error !== null) return next(error)
+      Object.assign(req.session, data)
+      res.json({ ok: true })
+    })
   })
   app.get("/all", (req, res) => {
     const { cookie: _cookie, ...data } = fields(req)
@@ -251,6 +262,31 @@ describe("ExpressStore", () => {
       await theirApp.close()
       await ours.close()
       await client.quit()
+      await server.stop()
+    }
+  })
+
+  it("keeps express-session's cookie (maxAge, expires) across requests, and regenerate moves the data to a new id", async () => {
+    const server = await RedisServer.start()
+    const store = await ExpressStore.open(server.settings())
+    const app = await startApp(store, { cookie: { maxAge: 60_000 } })
+    try {
+      const cookie = await login(app, "kim")
+      const read = (await call(app, "GET", "/cookie", cookie)).body
+      expect(read.maxAge).toBeGreaterThan(0)
+      expect(read.maxAge).toBeLessThanOrEqual(60_000)
+      expect(typeof read.expires).toBe("string")
+
+      const regenerated = await call(app, "POST", "/regenerate", cookie)
+      expect(regenerated.cookie).toBeDefined()
+      expect(idOf(regenerated.cookie!)).not.toBe(idOf(cookie))
+      expect((await call(app, "GET", "/me", regenerated.cookie)).body).toEqual({ user: "kim" })
+      expect((await call(app, "GET", "/me", cookie)).body).toEqual({ user: null })
+      expect(await server.client().exists(prefix + idOf(cookie))).toBe(0)
+      expect(app.errors).toEqual([])
+    } finally {
+      await app.close()
+      await store.close()
       await server.stop()
     }
   })
