@@ -1,0 +1,306 @@
+/**
+ * An express-session `Store` on this library's engine: one Redis hash per
+ * session, writes of only the fields a request changed, and the coherent
+ * near-cache. For Express apps that move to Effect route by route.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import session from "express-session"
+import * as Redis from "./Redis.js"
+import * as Session from "./Session.js"
+import * as SessionConfig from "./SessionConfig.js"
+import * as SessionStore from "./SessionStore.js"
+
+type Callback = (error?: unknown) => void
+type Record_ = Record<string, unknown>
+
+/**
+ * Writes a brand-new session under an id that express-session chose. The
+ * store's own `create` picks its id and its `flush` never creates, so this is
+ * the one operation the adapter needs beyond the store's public API.
+ */
+type CreateUnder = (id: string, data: Session.SessionData) => Promise<Session.Session>
+
+/**
+ * An express-session store backed by a `SessionStore`. Pass it to
+ * `session({ store, ... })` unchanged. `get`, `set`, `touch` and `destroy`
+ * call back with this library's typed errors (`RedisConnectionError`, ...)
+ * themselves, so an Express error handler can test `_tag` or `instanceof`.
+ *
+ * `all`, `length` and `clear` are left out on purpose: the store keeps no
+ * index of its sessions, so each would be a SCAN over the whole keyspace,
+ * unbounded in time and memory, and `clear` would also wipe the sessions of
+ * the app's Effect half. express-session never calls them itself.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class ExpressStore extends session.Store {
+  /**
+   * What each request read, keyed by its session's cookie object.
+   *
+   * express-session does not hand `set` what `get` returned: `createSession`
+   * builds `req.session` as a new object, copying the enumerable properties of
+   * ours, so a symbol or non-enumerable snapshot is lost, and a string-keyed one
+   * would be stored as data. What survives the copy by identity is the cookie:
+   * `createSession` first replaces `sess.cookie` with `new Cookie(sess.cookie)`
+   * and then copies that very object into `req.session`. So `get` returns an
+   * object whose `cookie` is an accessor: its setter records the Cookie that
+   * express-session installs (and its getter hands that Cookie on to the copy).
+   * The plain cookie object is recorded too, in case a version of
+   * express-session keeps it. Each request gets its own Cookie, so concurrent
+   * requests on one session each keep the snapshot they read; a session that
+   * express-session generated (a new id) has a Cookie nobody recorded.
+   * Entries go with their Cookie objects, at the end of the request.
+   */
+  private readonly loaded = new WeakMap<object, Session.Session>()
+
+  /**
+   * @param store the store to use (its `.store`, for a `SessionStore.Async`)
+   * @param createUnder writes a new session under express-session's id
+   * @param release what `close` does
+   */
+  constructor(
+    readonly store: SessionStore.Service,
+    private readonly createUnder: CreateUnder,
+    private readonly release: () => Promise<void>
+  ) {
+    super()
+  }
+
+  /**
+   * Reads a session for express-session: its data as a fresh mutable copy,
+   * with its `cookie`. Calls back with nothing when it is absent or expired.
+   *
+   * @since 0.1.0
+   */
+  get(sid: string, callback: (error: unknown, session?: session.SessionData | null) => void): void {
+    run(this.store.retrieve(sid)).then(
+      (found) => callback(null, Option.isSome(found) ? this.inflate(found.value) : null),
+      (error: unknown) => callback(error)
+    )
+  }
+
+  /**
+   * Saves what this request changed since it read the session: the fields that
+   * differ from what its `get` returned are written, the ones it deleted are
+   * removed, and fields it did not touch keep whatever other requests wrote
+   * meanwhile. A session express-session has just generated is written whole.
+   * A session destroyed meanwhile stays destroyed.
+   *
+   * @since 0.1.0
+   */
+  set(sid: string, sess: session.SessionData, callback?: Callback): void {
+    const cookie = sess.cookie as object | undefined
+    const read = cookie === undefined ? undefined : this.loaded.get(cookie)
+    const data = dataOf(sess)
+    const write = read !== undefined && read.id === sid
+      ? this.flushDelta(read, data)
+      : this.createUnder(sid, data)
+    write.then(
+      (next) => {
+        // A second save in the same request (an explicit `req.session.save()`, then the one at the
+        // end) is a delta against what the first one wrote.
+        if (cookie !== undefined) this.loaded.set(cookie, next)
+        callback?.()
+      },
+      (error: unknown) => callback?.(error)
+    )
+  }
+
+  /**
+   * Refreshes a session's lifetime without rewriting it (express-session calls
+   * this for a request that changed nothing, with `resave: false`). The stored
+   * `cookie` keeps the `expires` of the last save; the store's `expire` is
+   * what ends the session.
+   *
+   * @since 0.1.0
+   */
+  override touch(sid: string, _sess: session.SessionData, callback?: Callback): void {
+    settle(run(this.store.touch(sid)), callback)
+  }
+
+  /**
+   * Removes a session from Redis and from every instance's near-cache.
+   *
+   * @since 0.1.0
+   */
+  destroy(sid: string, callback?: Callback): void {
+    settle(run(this.store.destroy(sid)), callback)
+  }
+
+  /**
+   * Closes what {@link open} opened; a store made with {@link fromStore} leaves
+   * the shared store open. Calling it again returns the same Promise.
+   *
+   * @since 0.1.0
+   */
+  close(): Promise<void> {
+    return this.closing ??= this.release()
+  }
+  private closing: Promise<void> | undefined
+
+  private inflate(found: Session.Session): session.SessionData {
+    // What the store hands out is frozen (it is the near-cache's copy); the app mutates req.session.
+    const copy = structuredClone(found.data) as Record_
+    let cookie: unknown = isObject(copy.cookie) ? copy.cookie : defaultCookie()
+    delete copy.cookie
+    if (isObject(cookie)) this.loaded.set(cookie, found)
+    const loaded = this.loaded
+    // The accessor below is its `cookie`, which TypeScript cannot see through defineProperty.
+    return Object.defineProperty(copy, "cookie", {
+      enumerable: true,
+      configurable: true,
+      get: () => cookie,
+      set: (value: unknown) => {
+        cookie = value
+        if (isObject(value)) loaded.set(value, found)
+      }
+    }) as unknown as session.SessionData
+  }
+
+  private flushDelta(read: Session.Session, data: Record_): Promise<Session.Session> {
+    const candidate: Session.Session = { ...read, data }
+    return Either.match(Session.encodeDelta(candidate), {
+      onLeft: (error) => Promise.reject(error),
+      onRight: (delta) => run(this.store.flush(candidate)).then(() => Session.make(read.id, read.createdAt, delta.next))
+    })
+  }
+}
+
+/**
+ * Opens a Redis-backed express-session store: the same settings as
+ * `SessionStore.layer` (see `SessionConfig`). Rejects with
+ * `SessionConfigError` naming a rejected setting, or `RedisConnectionError`.
+ * Call `close()` at shutdown.
+ *
+ * ```ts
+ * import session from "express-session"
+ * import { ExpressStore } from "effect-session-redis/express"
+ *
+ * const store = await ExpressStore.open({ server: "127.0.0.1:6379", expire: "1 day" })
+ * app.use(session({ store, secret: ["s3cret"], resave: false, saveUninitialized: false }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const open = async (settings: SessionConfig.Input): Promise<ExpressStore> => {
+  const async = await SessionStore.open(settings)
+  try {
+    const creator = await openCreator(settings, async.store)
+    return new ExpressStore(
+      async.store,
+      creator.createUnder,
+      () => Promise.all([creator.close(), async.close()]).then(() => undefined)
+    )
+  } catch (error) {
+    await async.close()
+    throw error
+  }
+}
+
+/**
+ * An express-session store over a store the app already opened, for apps
+ * whose Express and Effect halves share one store (and one near-cache): pass
+ * a `SessionStore.Async` or the Effect service, with the settings it was
+ * opened with. Its `close()` leaves that store open.
+ *
+ * The settings are needed for one thing only, a small connection that
+ * writes sessions express-session creates under its own ids.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromStore = async (
+  store: SessionStore.Async | SessionStore.Service,
+  settings: SessionConfig.Input
+): Promise<ExpressStore> => {
+  const service = "store" in store ? store.store : store
+  const creator = await openCreator(settings, service)
+  return new ExpressStore(service, creator.createUnder, creator.close)
+}
+
+// express-session hands `set` the Session object itself: its own enumerable properties are the
+// data (and `cookie`); `id` and `req` are non-enumerable, methods live on the prototype.
+const dataOf = (sess: session.SessionData): Record_ => {
+  const data: Record_ = {}
+  for (const key of Object.keys(sess)) {
+    Object.defineProperty(data, key, {
+      value: (sess as unknown as Record_)[key],
+      enumerable: true,
+      writable: true,
+      configurable: true
+    })
+  }
+  return data
+}
+
+// What express-session's Cookie holds by default, for a session written by the app's Effect half,
+// which stores no `cookie` field: createSession reads `sess.cookie.expires` and would throw.
+const defaultCookie = (): Record_ => ({ originalMaxAge: null, expires: null, httpOnly: true, path: "/" })
+
+const isObject = (u: unknown): u is object => typeof u === "object" && u !== null
+
+// An operation's result, or a rejection with the typed error itself (not a FiberFailure).
+const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>
+  Effect.runPromiseExit(effect).then((exit) =>
+    Exit.isSuccess(exit) ? exit.value : Promise.reject(Cause.squash(exit.cause))
+  )
+
+const settle = (promise: Promise<unknown>, callback: Callback | undefined): void => {
+  promise.then(() => callback?.(), (error: unknown) => callback?.(error))
+}
+
+/**
+ * A connection of its own that writes new sessions under express-session's
+ * ids, in the store's layout: key `prefix + id`, the fields `Session.encodeNew`
+ * gives (creation field first), the store's lifetime. The store's tracking
+ * sees it as a foreign write, so every instance's near-cache stays coherent.
+ * HSETNX keeps the creation time of a session that already exists.
+ *
+ * To remove once the store can create under a given id.
+ */
+const openCreator = async (
+  settings: SessionConfig.Input,
+  store: SessionStore.Service
+): Promise<{ readonly createUnder: CreateUnder; readonly close: () => Promise<void> }> => {
+  const config = SessionConfig.decodeSync(settings)
+  const ttl = Duration.toMillis(store.expire)
+  const scope = Effect.runSync(Scope.make())
+  const built = await Effect.runPromiseExit(
+    Scope.extend(Redis.make(config, { name: "effect-session-redis/express" }), scope)
+  )
+  if (Exit.isFailure(built)) {
+    await Effect.runPromise(Scope.close(scope, built))
+    throw Cause.squash(built.cause)
+  }
+  const connection = built.value
+  const secrets = Redis.secretsOf(config)
+  const createUnder: CreateUnder = (id, data) =>
+    run(Effect.gen(function*() {
+      const { fields, session: created } = yield* Session.encodeNew(id, data, Date.now())
+      const key = config.prefix + id
+      const rest = fields.filter(([field]) => field !== Session.createdField).flat()
+      const replies = yield* connection.run("ExpressStore.set", "MULTI", key, (client) => {
+        const multi = client.multi().hsetnx(key, Session.createdField, String(created.createdAt))
+        if (rest.length > 0) multi.hset(key, ...rest)
+        return multi.pexpire(key, ttl).exec()
+      })
+      const failed = replies?.find(([error]) => error !== null)?.[0]
+      if (replies === null || failed !== undefined) {
+        return yield* Effect.fail(
+          Redis.toError("ExpressStore.set", "EXEC", failed ?? new Error("transaction aborted"), secrets)
+        )
+      }
+      return created
+    }))
+  return { createUnder, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
