@@ -6,16 +6,13 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Scope from "effect/Scope"
 import session from "express-session"
-import * as Redis from "./Redis.js"
-import * as Session from "./Session.js"
-import * as SessionConfig from "./SessionConfig.js"
+import * as Session from "./internal/codec.js"
+import type * as SessionConfig from "./SessionConfig.js"
 import * as SessionStore from "./SessionStore.js"
 
 type Callback = (error?: unknown) => void
@@ -26,7 +23,6 @@ type Record_ = Record<string, unknown>
  * store's own `create` picks its id and its `flush` never creates, so this is
  * the one operation the adapter needs beyond the store's public API.
  */
-type CreateUnder = (id: string, data: Session.SessionData) => Promise<Session.Session>
 
 /**
  * An express-session store backed by a `SessionStore`. Pass it to
@@ -64,12 +60,10 @@ export class ExpressStore extends session.Store {
 
   /**
    * @param store the store to use (its `.store`, for a `SessionStore.Async`)
-   * @param createUnder writes a new session under express-session's id
    * @param release what `close` does
    */
   constructor(
-    readonly store: SessionStore.Service,
-    private readonly createUnder: CreateUnder,
+    readonly store: SessionStore.SessionStore,
     private readonly release: () => Promise<void>
   ) {
     super()
@@ -103,7 +97,7 @@ export class ExpressStore extends session.Store {
     const data = dataOf(sess)
     const write = read !== undefined && read.id === sid
       ? this.flushDelta(read, data)
-      : this.createUnder(sid, data)
+      : run(this.store.create(data, { id: sid }))
     write.then(
       (next) => {
         // A second save in the same request (an explicit `req.session.save()`, then the one at the
@@ -194,39 +188,20 @@ export class ExpressStore extends session.Store {
  */
 export const open = async (settings: SessionConfig.Input): Promise<ExpressStore> => {
   const async = await SessionStore.open(settings)
-  try {
-    const creator = await openCreator(settings, async.store)
-    return new ExpressStore(
-      async.store,
-      creator.createUnder,
-      () => Promise.all([creator.close(), async.close()]).then(() => undefined)
-    )
-  } catch (error) {
-    await async.close()
-    throw error
-  }
+  return new ExpressStore(async.store, async.close)
 }
 
 /**
  * An express-session store over a store the app already opened, for apps
  * whose Express and Effect halves share one store (and one near-cache): pass
- * a `SessionStore.Async` or the Effect service, with the settings it was
- * opened with. Its `close()` leaves that store open.
- *
- * The settings are needed for one thing only, a small connection that
- * writes sessions express-session creates under its own ids.
+ * a `SessionStore.Async` or the Effect service. Its `close()` leaves that
+ * store open. Works on both backends.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const fromStore = async (
-  store: SessionStore.Async | SessionStore.Service,
-  settings: SessionConfig.Input
-): Promise<ExpressStore> => {
-  const service = "store" in store ? store.store : store
-  const creator = await openCreator(settings, service)
-  return new ExpressStore(service, creator.createUnder, creator.close)
-}
+export const fromStore = (store: SessionStore.Async | SessionStore.SessionStore): ExpressStore =>
+  new ExpressStore("store" in store ? store.store : store, () => Promise.resolve())
 
 // express-session hands `set` the Session object itself: its own enumerable properties are the
 // data (and `cookie`); `id` and `req` are non-enumerable, methods live on the prototype.
@@ -257,50 +232,4 @@ const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>
 
 const settle = (promise: Promise<unknown>, callback: Callback | undefined): void => {
   promise.then(() => callback?.(), (error: unknown) => callback?.(error))
-}
-
-/**
- * A connection of its own that writes new sessions under express-session's
- * ids, in the store's layout: key `prefix + id`, the fields `Session.encodeNew`
- * gives (creation field first), the store's lifetime. The store's tracking
- * sees it as a foreign write, so every instance's near-cache stays coherent.
- * HSETNX keeps the creation time of a session that already exists.
- *
- * To remove once the store can create under a given id.
- */
-const openCreator = async (
-  settings: SessionConfig.Input,
-  store: SessionStore.Service
-): Promise<{ readonly createUnder: CreateUnder; readonly close: () => Promise<void> }> => {
-  const config = SessionConfig.decodeSync(settings)
-  const ttl = Duration.toMillis(store.expire)
-  const scope = Effect.runSync(Scope.make())
-  const built = await Effect.runPromiseExit(
-    Scope.extend(Redis.make(config, { name: "effect-session-redis/express" }), scope)
-  )
-  if (Exit.isFailure(built)) {
-    await Effect.runPromise(Scope.close(scope, built))
-    throw Cause.squash(built.cause)
-  }
-  const connection = built.value
-  const secrets = Redis.secretsOf(config)
-  const createUnder: CreateUnder = (id, data) =>
-    run(Effect.gen(function*() {
-      const { fields, session: created } = yield* Session.encodeNew(id, data, Date.now())
-      const key = config.prefix + id
-      const rest = fields.filter(([field]) => field !== Session.createdField).flat()
-      const replies = yield* connection.run("ExpressStore.set", "MULTI", key, (client) => {
-        const multi = client.multi().hsetnx(key, Session.createdField, String(created.createdAt))
-        if (rest.length > 0) multi.hset(key, ...rest)
-        return multi.pexpire(key, ttl).exec()
-      })
-      const failed = replies?.find(([error]) => error !== null)?.[0]
-      if (replies === null || failed !== undefined) {
-        return yield* Effect.fail(
-          Redis.toError("ExpressStore.set", "EXEC", failed ?? new Error("transaction aborted"), secrets)
-        )
-      }
-      return created
-    }))
-  return { createUnder, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }

@@ -34,8 +34,13 @@ export interface SessionStore {
   readonly backend: "redis" | "memory"
   /** The sliding lifetime of a session. */
   readonly expire: Duration.Duration
-  /** Makes a session with a new random id and writes it at once. */
-  readonly create: (data?: SessionData) => Effect.Effect<Session, SessionStoreError>
+  /**
+   * Makes a session and writes it at once, under a new random id (256 bits
+   * from the CSPRNG), or under `options.id`, replacing any session stored
+   * there (for ids made elsewhere, such as express-session's; they must be as
+   * unguessable).
+   */
+  readonly create: (data?: SessionData, options?: CreateOptions) => Effect.Effect<Session, SessionStoreError>
   /** Reads a session; `None` when absent or expired. Refreshes its lifetime (sliding expiry). */
   readonly retrieve: (id: string) => Effect.Effect<Option.Option<Session>, SessionStoreError>
   /**
@@ -60,6 +65,17 @@ export interface SessionStore {
    * Keep your own keys outside the session `prefix`.
    */
   readonly redis: <A>(f: (client: Redis) => Promise<A>) => Effect.Effect<A, RedisConnectionError | RedisCommandError>
+}
+
+/**
+ * Options of `create`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CreateOptions {
+  /** The id to create the session under, instead of a new random one. */
+  readonly id?: string | undefined
 }
 
 /**
@@ -161,8 +177,8 @@ export const layerConfig = (
 export interface Async {
   /** `"redis"` or `"memory"`. */
   readonly backend: "redis" | "memory"
-  /** Makes a session with a new random id and writes it at once. */
-  readonly create: (data?: SessionData) => Promise<Session>
+  /** Makes a session and writes it at once; see `SessionStore.create`. */
+  readonly create: (data?: SessionData, options?: CreateOptions) => Promise<Session>
   /** Reads a session; `undefined` when absent or expired. Refreshes its lifetime. */
   readonly retrieve: (id: string) => Promise<Session | undefined>
   /** Writes the fields that changed since the session was read, and refreshes its lifetime. */

@@ -14,7 +14,7 @@ import { createHmac } from "node:crypto"
 import type { Server } from "node:http"
 import { createClient } from "redis"
 import { ExpressStore } from "../src/express.js"
-import * as Session from "../src/Session.js"
+import * as Session from "../src/internal/codec.js"
 import { RedisConnectionError } from "../src/SessionError.js"
 import * as SessionStore from "../src/SessionStore.js"
 import { RedisServer } from "./support/index.js"
@@ -370,7 +370,7 @@ describe("ExpressStore", () => {
   it("fromStore shares one store between the Express half and Effect code, both ways", async () => {
     const server = await RedisServer.start()
     const shared = await SessionStore.open(server.settings())
-    const store = await ExpressStore.fromStore(shared, server.settings())
+    const store = ExpressStore.fromStore(shared)
     const app = await startApp(store)
     try {
       const cookie = await login(app, "frank")

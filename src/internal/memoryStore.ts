@@ -73,9 +73,9 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
     const store: SessionStore = {
       backend: "memory",
       expire,
-      create: (data = {}) =>
+      create: (data = {}, options) =>
         Effect.gen(function*() {
-          const id = Session.makeId()
+          const id = options?.id ?? Session.makeId()
           const created = yield* Session.encodeNew(id, data, yield* Clock.currentTimeMillis)
           yield* write(id, Object.fromEntries(created.fields))
           return created.session

@@ -35,7 +35,7 @@ export const open = async <E>(layer: Layer.Layer<SessionStore, E>): Promise<Asyn
   let closing: Promise<void> | undefined
   return {
     backend: store.backend,
-    create: (data) => run(store.create(data)),
+    create: (data, options) => run(store.create(data, options)),
     retrieve: (id) => run(Effect.map(store.retrieve(id), Option.getOrUndefined)),
     flush: (session) => run(store.flush(session)),
     destroy: (id) => run(store.destroy(id)),

@@ -74,15 +74,21 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   // A reply that failed may still have been executed: drop what we hold rather than guess.
   const dropOnError = (id: string) => <A, E>(self: Effect.Effect<A, E>) => Effect.tapError(self, () => cache.remove(id))
 
-  const create: SessionStore["create"] = Effect.fnUntraced(function*(data = {}) {
-    const id = Session.makeId()
+  const create: SessionStore["create"] = Effect.fnUntraced(function*(data = {}, options) {
+    const given = options?.id
+    const id = given ?? Session.makeId()
     const key = keyOf(id)
     const now = yield* Clock.currentTimeMillis
     const { fields, session } = yield* Session.encodeNew(id, data, now)
     const ticket = yield* cache.begin(id)
-    yield* batch("SessionStore.create", "MULTI", key, (multi) => multi.hset(key, ...fields.flat()).pexpire(key, ttl))
+    yield* batch("SessionStore.create", "MULTI", key, (multi) => {
+      // Under a given id, whatever was there is replaced, not merged.
+      if (given !== undefined) multi.del(key)
+      multi.hset(key, ...fields.flat()).pexpire(key, ttl)
+    })
     // A fresh random id: nobody else can have written it, so what we wrote is what Redis holds.
-    yield* cache.complete(ticket, session, now)
+    // A given id may have been written by others too: only a read may fill the cache then.
+    yield* cache.complete(ticket, given === undefined ? session : undefined, now)
     return session
   }, Tracing.span("SessionStore.create"))
 
