@@ -141,6 +141,12 @@ export class ExpressStore extends session.Store {
   }
   private closing: Promise<void> | undefined
 
+  /**
+   * A fresh mutable copy of a stored session for express-session, whose
+   * `cookie` accessor records the Cookie express-session installs.
+   *
+   * @internal
+   */
   private inflate(found: Session.Session): session.SessionData {
     // What the store hands out is frozen (it is the near-cache's copy); the app mutates req.session.
     const copy = structuredClone(found.data) as Record_
@@ -160,6 +166,11 @@ export class ExpressStore extends session.Store {
     }) as unknown as session.SessionData
   }
 
+  /**
+   * Writes what changed since `read`, and returns the session as now stored.
+   *
+   * @internal
+   */
   private flushDelta(read: Session.Session, data: Record_): Promise<Session.Session> {
     const candidate: Session.Session = { ...read, data }
     return Either.match(Session.encodeDelta(candidate), {

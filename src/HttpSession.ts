@@ -136,6 +136,25 @@ export interface Middleware {
  * Apply it to the app or router (`router.pipe(session)`), not as the second
  * argument of `HttpServer.serve`, which runs after the response is sent.
  *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Option } from "effect"
+ * import { HttpSession } from "effect-session-redis"
+ *
+ * const router = HttpRouter.empty.pipe(
+ *   HttpRouter.get("/", Effect.gen(function*() {
+ *     const session = yield* HttpSession.HttpSession
+ *     const visits = Option.getOrElse(yield* session.get("visits"), () => 0) as number
+ *     yield* session.set("visits", visits + 1)
+ *     return HttpServerResponse.text(`visit ${visits + 1}`)
+ *   }))
+ * )
+ *
+ * const app = Effect.map(HttpSession.middleware({ secrets: [process.env.SESSION_SECRET ?? ""] }), (session) =>
+ *   router.pipe(session))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */

@@ -17,6 +17,8 @@ import * as Schema from "effect/Schema"
 export const TypeId: unique symbol = Symbol.for("effect-session-redis/SessionError")
 
 /**
+ * The type of {@link TypeId}.
+ *
  * @since 0.1.0
  * @category type ids
  */
@@ -37,6 +39,8 @@ export type TypeId = typeof TypeId
 export const ConnectionReason = Schema.Literal("Refused", "Closed", "Timeout", "Authentication", "Unknown")
 
 /**
+ * Why Redis could not be reached or used; see the schema of the same name.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -60,11 +64,15 @@ export class RedisConnectionError extends Schema.TaggedError<RedisConnectionErro
   cause: Schema.optional(Schema.Defect)
 }) {
   /**
+   * Marks the error as one of this library's (see {@link isSessionError}).
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
 
   /**
+   * What went wrong, without secrets or session values.
+   *
    * @since 0.1.0
    */
   override get message(): string {
@@ -88,11 +96,15 @@ export class RedisCommandError extends Schema.TaggedError<RedisCommandError>(
   cause: Schema.optional(Schema.Defect)
 }) {
   /**
+   * Marks the error as one of this library's (see {@link isSessionError}).
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
 
   /**
+   * What went wrong, without secrets or session values.
+   *
    * @since 0.1.0
    */
   override get message(): string {
@@ -116,11 +128,15 @@ export class SessionDecodeError extends Schema.TaggedError<SessionDecodeError>(
   cause: Schema.optional(Schema.Defect)
 }) {
   /**
+   * Marks the error as one of this library's (see {@link isSessionError}).
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
 
   /**
+   * What went wrong, without secrets or session values.
+   *
    * @since 0.1.0
    */
   override get message(): string {
@@ -146,11 +162,15 @@ export class SessionConfigError extends Schema.TaggedError<SessionConfigError>(
   of: Schema.optionalWith(Schema.Literal("setting", "option"), { default: () => "setting" as const })
 }) {
   /**
+   * Marks the error as one of this library's (see {@link isSessionError}).
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
 
   /**
+   * What went wrong, without secrets or session values.
+   *
    * @since 0.1.0
    */
   override get message(): string {
@@ -176,11 +196,15 @@ export class SessionSchemaError extends Schema.TaggedError<SessionSchemaError>(
   expected: Schema.String
 }) {
   /**
+   * Marks the error as one of this library's (see {@link isSessionError}).
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
 
   /**
+   * What went wrong, without secrets or session values.
+   *
    * @since 0.1.0
    */
   override get message(): string {
@@ -238,11 +262,15 @@ export class SessionEncodeError extends Schema.TaggedError<SessionEncodeError>(
   detail: Schema.String
 }) {
   /**
+   * Marks the error as one of this library's (see {@link isSessionError}).
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
 
   /**
+   * What went wrong, without secrets or session values.
+   *
    * @since 0.1.0
    */
   override get message(): string {

@@ -135,6 +135,21 @@ export const make: (
  * The Redis-backed store, from plain settings (see `SessionConfig`). Fails with
  * `SessionConfigError` naming the rejected field, or `RedisConnectionError`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SessionStore } from "effect-session-redis"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* SessionStore.SessionStore
+ *   const session = yield* store.create({ cart: [] })
+ *   yield* store.flush({ ...session, data: { ...session.data, cart: ["book"] } })
+ * })
+ *
+ * // In production: SessionStore.layer({ server: "127.0.0.1:6379" }); here, the in-memory backend.
+ * program.pipe(Effect.provide(SessionStore.layerMemory()), Effect.runPromise)
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -198,9 +213,14 @@ export interface Async {
  * and PINGs, once. Rejects with `SessionConfigError` naming a rejected setting,
  * or `RedisConnectionError`. Call `close()` at shutdown.
  *
+ * @example
  * ```ts
- * const store = await SessionStore.open({ server: "127.0.0.1:6379" })
+ * import { SessionStore } from "effect-session-redis"
+ *
+ * // SessionStore.open({ server: "127.0.0.1:6379" }) for Redis; openMemory() runs without it.
+ * const store = await SessionStore.openMemory()
  * const session = await store.create({ cart: [] })
+ * console.log((await store.retrieve(session.id))?.data) // { cart: [] }
  * await store.close()
  * ```
  *

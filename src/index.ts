@@ -1,9 +1,13 @@
 /**
+ * Server-side sessions for Effect apps, stored in Redis, with an in-process
+ * near-cache that stays coherent across app instances. Every public module is
+ * re-exported here as a namespace; the errors are exported by name.
+ *
  * @since 0.1.0
  */
 
 /**
- * The session value and how its data maps to Redis hash fields.
+ * The session value the store hands out.
  *
  * @since 0.1.0
  */
@@ -44,20 +48,68 @@ export * as SessionCookie from "./SessionCookie.js"
  */
 export * as SessionStore from "./SessionStore.js"
 
-/**
- * The error family: every error of this library carries one `TypeId`
- * (see `isSessionError`), and its name says which layer failed.
- *
- * @since 0.1.0
- */
 export {
+  /**
+   * Tells whether a value is one of this library's errors.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   isSessionError,
+  /**
+   * Redis refused a command (WRONGTYPE, OOM, READONLY, ...).
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   RedisCommandError,
+  /**
+   * Redis could not be reached or used; `reason` says why. Retrying later can succeed.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   RedisConnectionError,
+  /**
+   * A setting of the store or an option of the middleware was rejected; `field` names it.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   SessionConfigError,
+  /**
+   * A stored session field is not the JSON this library writes.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   SessionDecodeError,
+  /**
+   * A value has no JSON form (a bigint, a cycle, a throwing toJSON); nothing was written.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   SessionEncodeError,
+  /**
+   * Every error of this library.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   type SessionError,
+  /**
+   * A session field does not fit the app's schema (`HttpSession.typed`).
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   SessionSchemaError,
+  /**
+   * Every failure a `SessionStore` operation can report.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
   type SessionStoreError
 } from "./SessionError.js"
