@@ -168,7 +168,7 @@ export const middleware = (options: HttpOptions.Input): Effect.Effect<Middleware
  * @category constructors
  */
 export const make = (options: HttpOptions.Options): Middleware => {
-  const signer = SessionCookie.make(options.secrets)
+  const signer = SessionCookie.make(options.secrets, options.cookieFormat)
   // Per request: one RequestSession, one pre-response handler, the service provided, and the
   // commit after the app. Written with plain combinators: this runs on every request.
   return <E, R>(app: HttpApp.Default<E, R>) =>

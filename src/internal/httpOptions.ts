@@ -67,6 +67,9 @@ const MaxAge = Schema.Union(
  * - `trustProxy`: let `X-Forwarded-Proto` say whether the request came over https (default false).
  * - `rolling`: send the cookie on every response, renewing its lifetime (default false).
  * - `saveUninitialized`: save a new session that the handler read but did not change (default false).
+ * - `cookieFormat`: `"native"` (the default) or `"express-session"`: read and write the cookie exactly as
+ *   express-session does (`s:<id>.<signature>`, URL-encoded), so that Express routes and Effect routes of
+ *   one app share one cookie (name it `"connect.sid"`, as express-session does) and one session.
  *
  * @since 0.1.0
  * @category schemas
@@ -82,7 +85,8 @@ export const Options = Schema.Struct({
   trustProxy: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   sameSite: Schema.optionalWith(Schema.Literal("lax", "strict", "none"), { default: () => "lax" as const }),
   rolling: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  saveUninitialized: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  saveUninitialized: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  cookieFormat: Schema.optionalWith(Schema.Literal("native", "express-session"), { default: () => "native" as const })
 }).pipe(
   Schema.filter((o) => {
     // Browsers drop these cookies outright; better to say so at startup.
@@ -144,7 +148,8 @@ const table: EnvConfig.Table = {
   trustProxy: ["TRUST_PROXY", "boolean"],
   sameSite: ["SAME_SITE", "string"],
   rolling: ["ROLLING", "boolean"],
-  saveUninitialized: ["SAVE_UNINITIALIZED", "boolean"]
+  saveUninitialized: ["SAVE_UNINITIALIZED", "boolean"],
+  cookieFormat: ["COOKIE_FORMAT", "string"]
 }
 
 // The two options whose text form differs from their value.
@@ -165,7 +170,7 @@ const adapt = (input: Record<string, unknown>): Record<string, unknown> => {
  * `_NAME`, `_DOMAIN`, `_PATH`, `_MAX_AGE` (seconds, a duration such as
  * `"1 hour"`, or `"session"` for a browser-session cookie), `_HTTP_ONLY`,
  * `_SECURE` (`true`, `false` or `auto`), `_TRUST_PROXY`, `_SAME_SITE`,
- * `_ROLLING`, `_SAVE_UNINITIALIZED`. A rejected value fails with a
+ * `_ROLLING`, `_SAVE_UNINITIALIZED`, `_COOKIE_FORMAT`. A rejected value fails with a
  * `ConfigError` that names the variable.
  *
  * @since 0.1.0

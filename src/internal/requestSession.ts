@@ -24,8 +24,8 @@ import * as Session from "./codec.js"
 import type { Options } from "./httpOptions.js"
 import * as RequestState from "./requestState.js"
 
-/** A signed session id is 43 + 1 + 43 characters; anything much longer is not worth hashing. */
-const maxCookieLength = 128
+/** A signed session id is at most 2 + 128 + 1 + 43 characters; anything longer is not worth hashing. */
+const maxCookieLength = 180
 
 /**
  * The per-request session. It implements the public service directly, so a
@@ -65,7 +65,7 @@ export class RequestSession implements HttpSession {
     if (this.incoming === undefined) {
       const raw = this.raw
       this.incoming = typeof raw === "string" && raw.length <= maxCookieLength
-        ? Option.filter(this.signer.verify(raw), (v) => Session.isId(v.value))
+        ? Option.filter(this.signer.verify(raw), (v) => this.signer.isId(v.value))
         : Option.none()
     }
     return this.incoming
