@@ -98,6 +98,9 @@ export const CacheSettings = Schema.Struct({
  *   At most 10^15 ms, so that expiry times stay exact integers in JavaScript and in range for PEXPIRE.
  * - `debug`: log every Redis interaction to stderr, without secrets (default false).
  * - `prefix`: the key prefix (default `"session:"`).
+ * - `legacyPrefix`: where connect-redis kept its sessions (for example `"sess:"`): a miss looks there and
+ *   imports the session once, atomically, keeping its remaining lifetime (not on Redis Cluster, where the
+ *   two keys live in different slots). Without it, a miss sends nothing more.
  * - `connectTimeout` (default 5 s), `commandTimeout` (default 2 s): numbers mean milliseconds, as in ioredis.
  *   At most 2^31 − 1 ms (about 24.8 days), Node's longest timer; the socket timeout derived from
  *   `commandTimeout` (twice it) is capped there too.
@@ -120,6 +123,7 @@ export const SessionConfig = Schema.Struct({
   expire: Schema.optionalWith(lifetime("seconds"), { default: () => InternalSchema.defaultExpire }),
   debug: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   prefix: Schema.optionalWith(Schema.NonEmptyString, { default: () => "session:" }),
+  legacyPrefix: Schema.optional(Schema.NonEmptyString),
   connectTimeout: Schema.optionalWith(timeout, { default: () => Duration.seconds(5) }),
   commandTimeout: Schema.optionalWith(timeout, { default: () => Duration.seconds(2) }),
   autoPipelining: Schema.optionalWith(Schema.Boolean, { default: () => true }),
@@ -190,7 +194,7 @@ export const decodeSync = (input: unknown): SessionConfig => Either.getOrThrowWi
 /**
  * Reads the settings through Effect `Config` under `prefix` (default
  * `REDIS_SESSION`): `REDIS_SESSION_SERVER`, `_SOCK`, `_URL`, `_USERNAME`,
- * `_PASSWORD`, `_DATABASE`, `_EXPIRE`, `_DEBUG`, `_PREFIX`, `_CONNECT_TIMEOUT`,
+ * `_PASSWORD`, `_DATABASE`, `_EXPIRE`, `_DEBUG`, `_PREFIX`, `_LEGACY_PREFIX`, `_CONNECT_TIMEOUT`,
  * `_COMMAND_TIMEOUT`, `_AUTO_PIPELINING`, `_CACHE_ENABLED`, `_CACHE_CAPACITY`, `_CACHE_TRACKING`,
  * `_CACHE_MAX_STALENESS`. A rejected value fails with a `ConfigError` that
  * names the variable.

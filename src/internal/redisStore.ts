@@ -9,6 +9,7 @@ import type { SessionStoreError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
 import * as SessionCache from "./cache.js"
 import * as Session from "./codec.js"
+import * as LegacyImport from "./legacyImport.js"
 import * as Redis from "./redis.js"
 import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
@@ -38,6 +39,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   }
 
   const keyOf = (id: string) => config.prefix + id
+  const legacyPrefix = config.legacyPrefix
   // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
   const clock = yield* Effect.clock
 
@@ -118,18 +120,33 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   // A miss reads the hash and its remaining lifetime in one round trip; from the lifetime we know
   // when it was last refreshed, so a read refreshes it only when due.
-  const load = (id: string, refreshed = false): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
+  const load = (
+    id: string,
+    refreshed = false,
+    imported = false
+  ): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
     Effect.gen(function*() {
       const key = keyOf(id)
       const ticket = yield* cache.begin(id)
-      const [fields, remaining] = (yield* batch(
+      // With a legacy prefix, the legacy key is read in the same transaction: one consistent view,
+      // in which another instance's import either has happened or has not.
+      const legacyKey = legacyPrefix === undefined || imported ? undefined : legacyPrefix + id
+      const [fields, remaining, legacyText] = (yield* batch(
         "SessionStore.retrieve",
-        "HGETALL",
+        legacyKey === undefined ? "HGETALL" : "MULTI",
         key,
-        (pipeline) => pipeline.hgetall(key).pttl(key)
-      )) as [Record<string, string>, number]
+        (commands) => {
+          commands.hgetall(key).pttl(key)
+          if (legacyKey !== undefined) commands.get(legacyKey)
+        }
+      )) as [Record<string, string>, number, string | null | undefined]
       const now = yield* Clock.currentTimeMillis
       const found = yield* decodeOrDrop(id, fields, undefined)
+      // A miss may be a session connect-redis wrote: import it once, then read it as ours.
+      if (Option.isNone(found) && legacyKey !== undefined && typeof legacyText === "string") {
+        const imported = yield* LegacyImport.importSession({ run, legacyKey, key, id, text: legacyText, ttl, now })
+        if (imported) return yield* load(id, refreshed, true)
+      }
       const refreshedAt = now - (ttl - remaining)
       if (!refreshed && Option.isSome(found) && now - refreshedAt >= refreshEvery) {
         return yield* reconcile(id, found.value, found)

@@ -146,6 +146,7 @@ export const envTable: EnvConfig.Table = {
   expire: ["EXPIRE", "string"],
   debug: ["DEBUG", "boolean"],
   prefix: ["PREFIX", "string"],
+  legacyPrefix: ["LEGACY_PREFIX", "string"],
   connectTimeout: ["CONNECT_TIMEOUT", "string"],
   commandTimeout: ["COMMAND_TIMEOUT", "string"],
   autoPipelining: ["AUTO_PIPELINING", "boolean"],
