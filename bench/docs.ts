@@ -66,6 +66,7 @@ const httpOrder: ReadonlyArray<LoopbackMode> = [
   "ours",
   "express",
   "expressCsc",
+  "expressOurs",
   "oursNoSession",
   "oursFloor",
   "oursPlatformMiddleware",
@@ -81,6 +82,7 @@ const colors: Chart["colors"] = {
   "connect-redis (CSC)": "#b45309",
   "express-session": "#f97316",
   "express-session (CSC)": "#b45309",
+  "express-session (our store)": "#7c3aed",
   "raw ioredis": "#9ca3af",
   "Map.get": "#10b981",
   "no sessions (Effect)": "#bfdbfe",
@@ -98,7 +100,8 @@ const seriesOfMode: Record<LoopbackMode, string> = {
   oursPlatformMiddleware: "platform middleware (Effect)",
   express: "express-session",
   expressNoSession: "no sessions (express)",
-  expressCsc: "express-session (CSC)"
+  expressCsc: "express-session (CSC)",
+  expressOurs: "express-session (our store)"
 }
 
 const shortLabels: Record<LoopbackMode, string> = {
@@ -108,7 +111,8 @@ const shortLabels: Record<LoopbackMode, string> = {
   oursPlatformMiddleware: "Effect, xForwardedHeaders",
   express: "express-session",
   expressNoSession: "express, no sessions",
-  expressCsc: "express-session, CSC"
+  expressCsc: "express-session, CSC",
+  expressOurs: "express-session, ExpressStore"
 }
 
 const fmtMs = (ms: number): string => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`)
@@ -200,7 +204,7 @@ export const chartSvg = (r: Results): string => {
           {
             label: "with sessions",
             bars: httpRows(
-              ["ours", "express", "expressCsc"],
+              ["ours", "express", "expressCsc", "expressOurs"],
               (m) => http[m].cpuPerRequestUs,
               (v) => `${v.toFixed(1)} µs`
             )
@@ -222,7 +226,7 @@ export const chartSvg = (r: Results): string => {
           {
             label: "with sessions",
             bars: httpRows(
-              ["ours", "express", "expressCsc"],
+              ["ours", "express", "expressCsc", "expressOurs"],
               (m) => http[m].requestsPerSec,
               (v) => `${v.toFixed(0)} req/s`
             )
@@ -467,6 +471,14 @@ Session overhead as server CPU per request (with sessions minus the same server 
   }, express-session ${us(r.ratios["sessionOverheadExpressUs"])} (\`sessionOverheadVsExpress\` = ${
     x(r.ratios["sessionOverheadVsExpress"] ?? null)
   }). Throughput with sessions: ${x(r.ratios["httpReadMostlyVsExpress"] ?? null, 2)} express's.
+
+The Express adapter (\`effect-session-redis/express\`, our engine under express-session, same routes as the express-session contender): its session overhead is ${
+    us(r.ratios["sessionCpuOverheadExpressOursUs"])
+  } per request, ${
+    x(r.ratios["expressStoreCpuOverheadVsConnectRedis"] ?? null)
+  } less than connect-redis's (\`expressStoreCpuOverheadVsConnectRedis\`), and its throughput ${
+    x(r.ratios["expressStoreVsConnectRedis"] ?? null, 2)
+  } connect-redis's (\`expressStoreVsConnectRedis\`). express-session itself still reads, copies, hashes and re-serializes the session on every request, so most of express-session's cost remains; what goes away is the Redis traffic of a read.
 
 How much of our cost is the framework's middleware machinery: the same @effect/platform server with a trivial middleware (it reads the request from the context, registers an identity pre-response handler and provides a service, as HttpSession's middleware does) costs ${
     us(r.ratios["middlewareFloorCpuUs"])

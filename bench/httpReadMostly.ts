@@ -42,7 +42,8 @@ export const loopbackModes = [
   "oursPlatformMiddleware",
   "express",
   "expressNoSession",
-  "expressCsc"
+  "expressCsc",
+  "expressOurs"
 ] as const satisfies ReadonlyArray<Mode>
 
 export type LoopbackMode = typeof loopbackModes[number]

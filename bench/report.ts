@@ -106,6 +106,7 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
   const oursCpuOverhead = cpuOverhead(s.ours, s.oursNoSession)
   const expressCpuOverhead = cpuOverhead(s.express, s.expressNoSession)
   const expressCscCpuOverhead = cpuOverhead(s.expressCsc, s.expressNoSession)
+  const expressOursCpuOverhead = cpuOverhead(s.expressOurs, s.expressNoSession)
   const ratios: Record<string, number | null> = {
     hitVsConnectRedisGet: finite(med("hit", "connectRedisGet") / med("hit", "oursEffectLoop")),
     hitVsConnectRedisGetRunPromise: finite(med("hit", "connectRedisGet") / med("hit", "oursRunPromise")),
@@ -132,6 +133,12 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
     sessionCpuOverheadOverFloorUs: finite(s.ours.cpuPerRequestUs - s.oursFloor.cpuPerRequestUs),
     httpReadMostlyVsExpress: finite(s.ours.requestsPerSec / s.express.requestsPerSec),
     httpReadMostlyVsExpressCsc: finite(s.ours.requestsPerSec / s.expressCsc.requestsPerSec),
+    // The Express adapter (effect-session-redis/express) against connect-redis, both under express-session.
+    expressStoreVsConnectRedis: finite(s.expressOurs.requestsPerSec / s.express.requestsPerSec),
+    expressStoreCpuOverheadVsConnectRedis: expressOursCpuOverhead > 0
+      ? finite(expressCpuOverhead / expressOursCpuOverhead)
+      : null,
+    sessionCpuOverheadExpressOursUs: finite(expressOursCpuOverhead),
     sessionOverheadVsExpress: oursOverhead > 0 ? finite(expressOverhead / oursOverhead) : null,
     sessionOverheadOursUs: finite(oursOverhead),
     sessionOverheadExpressUs: finite(expressOverhead),

@@ -110,15 +110,18 @@ export class ExpressStore extends session.Store {
   }
 
   /**
-   * Refreshes a session's lifetime without rewriting it (express-session calls
-   * this for a request that changed nothing, with `resave: false`). The stored
-   * `cookie` keeps the `expires` of the last save; the store's `expire` is
-   * what ends the session.
+   * express-session calls this after every request that changed nothing (with
+   * `resave: false`), always after a `get` of the same session in the same
+   * request. That `get` already slid the session's lifetime, as every read of
+   * the store does (once a tenth of `expire` has passed since the last
+   * refresh), so there is nothing left to do: no Redis command, where
+   * connect-redis sends an EXPIRE per request. The stored `cookie` keeps the
+   * `expires` of the last save; the store's `expire` is what ends the session.
    *
    * @since 0.1.0
    */
-  override touch(sid: string, _sess: session.SessionData, callback?: Callback): void {
-    settle(run(this.store.touch(sid)), callback)
+  override touch(_sid: string, _sess: session.SessionData, callback?: Callback): void {
+    callback?.()
   }
 
   /**
@@ -149,7 +152,7 @@ export class ExpressStore extends session.Store {
    */
   private inflate(found: Session.Session): session.SessionData {
     // What the store hands out is frozen (it is the near-cache's copy); the app mutates req.session.
-    const copy = structuredClone(found.data) as Record_
+    const copy = found.snapshot === undefined ? structuredClone(found.data) as Record_ : Session.thaw(found.snapshot)
     let cookie: unknown = isObject(copy.cookie) ? copy.cookie : defaultCookie()
     delete copy.cookie
     if (isObject(cookie)) this.loaded.set(cookie, found)

@@ -8,7 +8,16 @@ import { RedisStore } from "connect-redis"
 import express from "express"
 import session from "express-session"
 import { createClient } from "redis"
+import { ExpressStore } from "../../src/express.js"
 import { makeSessionData } from "../sessionShape.js"
+
+const connectRedis = async (url: string, csc: boolean): Promise<session.Store> => {
+  const client = csc
+    ? createClient({ url, RESP: 3, clientSideCache: { ttl: 0, maxEntries: 0, evictPolicy: "LRU" } })
+    : createClient({ url })
+  await client.connect()
+  return new RedisStore({ client, prefix: "sess:", ttl: 900, disableTouch: csc })
+}
 
 // express-session's typings know only declared keys; the bench uses arbitrary ones.
 const fields = (req: express.Request): Record<string, unknown> => req.session as unknown as Record<string, unknown>
@@ -19,6 +28,10 @@ export const startExpress = async (
     readonly sessions: boolean
     /** node-redis's client-side cache, with connect-redis's `disableTouch` so a cached read sends nothing. */
     readonly clientSideCache?: boolean
+    /** Our engine under express-session: effect-session-redis/express. */
+    readonly ourStore?: boolean
+    /** `"host:port"`, for our store. */
+    readonly redisServer?: string
     readonly ready: (port: number) => void
   }
 ) => {
@@ -27,12 +40,11 @@ export const startExpress = async (
   app.disable("x-powered-by")
   app.set("etag", false)
   if (options.sessions) {
-    const client = csc
-      ? createClient({ url: options.redisUrl, RESP: 3, clientSideCache: { ttl: 0, maxEntries: 0, evictPolicy: "LRU" } })
-      : createClient({ url: options.redisUrl })
-    await client.connect()
+    const store = options.ourStore === true
+      ? await ExpressStore.open({ server: options.redisServer ?? "", expire: 900 })
+      : await connectRedis(options.redisUrl, csc)
     app.use(session({
-      store: new RedisStore({ client, prefix: "sess:", ttl: 900, disableTouch: csc }),
+      store,
       secret: "bench-secret-not-for-production",
       resave: false,
       saveUninitialized: false,

@@ -6,7 +6,8 @@ export const modes = [
   "oursPlatformMiddleware",
   "express",
   "expressNoSession",
-  "expressCsc"
+  "expressCsc",
+  "expressOurs"
 ] as const
 
 export type Mode = typeof modes[number]
@@ -18,8 +19,10 @@ export const modeLabels: Record<Mode, string> = {
   oursPlatformMiddleware: "@effect/platform-node, HttpMiddleware.xForwardedHeaders",
   express: "express 5 + express-session + connect-redis",
   expressNoSession: "express 5, no sessions",
-  expressCsc: "express-session + connect-redis, node-redis CSC"
+  expressCsc: "express-session + connect-redis, node-redis CSC",
+  expressOurs: "express 5 + express-session + our ExpressStore"
 }
 
 /** The servers that keep sessions (they need a login first). */
-export const hasSessions = (mode: Mode): boolean => mode === "ours" || mode === "express" || mode === "expressCsc"
+export const hasSessions = (mode: Mode): boolean =>
+  mode === "ours" || mode === "express" || mode === "expressCsc" || mode === "expressOurs"

@@ -34,10 +34,13 @@ const main = async () => {
     case "express":
     case "expressNoSession":
     case "expressCsc":
+    case "expressOurs":
       await startExpress({
         redisUrl: `redis://${redisServer}`,
+        redisServer,
         sessions: mode !== "expressNoSession",
         clientSideCache: mode === "expressCsc",
+        ourStore: mode === "expressOurs",
         ready
       })
       break

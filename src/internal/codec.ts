@@ -87,6 +87,22 @@ const toKey = (field: string): string | undefined =>
   field.charCodeAt(0) !== 36 ? field : field.charCodeAt(1) === 36 ? field.slice(1) : undefined
 
 /**
+ * A fresh, mutable copy of a snapshot's data, parsed again from the stored
+ * fields: cheaper than a structured clone of the frozen values, and exactly
+ * what the next reader would get.
+ *
+ * @internal
+ */
+export const thaw = (snapshot: Snapshot): Record<string, unknown> => {
+  const data: Record<string, unknown> = {}
+  for (const field of Object.keys(snapshot.fields)) {
+    const key = toKey(field)
+    if (key !== undefined) setOwn(data, key, JSON.parse(snapshot.fields[field]!))
+  }
+  return data
+}
+
+/**
  * Freezes a JSON value and everything inside it.
  *
  * @since 0.1.0
