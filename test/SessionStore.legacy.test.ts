@@ -4,15 +4,20 @@
  * remaining lifetime; both halves of an app that moves from Express read
  * them. On a real redis-server, with the real connect-redis.
  */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import { RedisStore } from "connect-redis"
+import * as Effect from "effect/Effect"
 import express from "express"
 import session from "express-session"
 import { createHmac, randomBytes } from "node:crypto"
 import type { Server } from "node:http"
 import { createClient } from "redis"
 import { ExpressStore } from "../src/express.js"
+import * as HttpSession from "../src/HttpSession.js"
 import * as SessionStore from "../src/SessionStore.js"
+import * as Http from "./support/http.js"
 import { RedisServer } from "./support/index.js"
 
 const secret = "legacy-secret-for-tests-0123456789abcdef"
@@ -124,4 +129,38 @@ describe("legacyPrefix: lazy import of connect-redis sessions", () => {
       await server.stop()
     }
   })
+
+  it.scopedLive("after the switch, an Effect route with express-session's cookie keeps them logged in too", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* Effect.acquireRelease(
+        Effect.promise(() => SessionStore.open(server.settings({ legacyPrefix: "sess:" }))),
+        (s) => Effect.promise(() => s.close())
+      )
+      const middleware = yield* HttpSession.middleware({
+        secrets: [secret],
+        name: "connect.sid",
+        cookieFormat: "express-session"
+      })
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/me",
+          Effect.map(
+            Effect.flatMap(HttpSession.HttpSession, (s) => s.get("user")),
+            (user) => HttpServerResponse.unsafeJson({ user: user._tag === "Some" ? user.value : null })
+          )
+        )
+      )
+      const url = yield* Http.serve(middleware(router)).pipe(
+        Effect.provideService(SessionStore.SessionStore, store.store)
+      )
+      const id = yield* Effect.promise(() => writeLegacy(server, { user: "hopper" }))
+      const signature = createHmac("sha256", secret).update(id).digest("base64").replace(/=+$/, "")
+      const client = Http.makeClient(url)
+      const reply = yield* client.request("/me", {
+        cookie: `connect.sid=${encodeURIComponent(`s:${id}.${signature}`)}`
+      })
+      expect(reply.body).toEqual({ user: "hopper" })
+      expect(reply.setCookies).toEqual([])
+    }))
 })
