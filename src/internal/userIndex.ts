@@ -11,7 +11,7 @@
  *
  * - Binding (create, rebind) and every refresh of a bound session add the
  *   member with `ZADD GT` and stretch the set's TTL (`PEXPIRE NX`, then
- *   `PEXPIRE GT`) to `expire` plus a slack, in the same transaction as the
+ *   `PEXPIRE GT`) to `expire` plus a slack (at most a minute), in the same transaction as the
  *   session write. The set thus lives as long as its longest-lived member.
  * - Members whose deadline is past are dropped by `ZREMRANGEBYSCORE` on every
  *   bind and read: their sessions are certainly gone, so no member is dropped
@@ -25,9 +25,9 @@ import type { ChainableCommander } from "ioredis"
 import * as Session from "./codec.js"
 
 /**
- * How long the index outlives the newest deadline it was given, and how far
- * apart the clocks of two app instances may be before pruning could drop a
- * live member: both cover a refresh that raced a rebind by a few moments.
+ * How far apart the clocks of two app instances may be before pruning could
+ * drop a live member; and how long (at most `expire`) the index outlives the
+ * newest deadline it was given, which covers a refresh that raced a rebind.
  *
  * @internal
  */
@@ -61,7 +61,8 @@ export const bind = (
   commands.zadd(key, "GT", deadline, id)
   if (now !== undefined) commands.zremrangebyscore(key, "-inf", `(${now - slackMillis}`)
   // A set made by this ZADD has no TTL, and GT treats that as infinite: NX sets it first.
-  commands.pexpire(key, ttl + slackMillis, "NX").pexpire(key, ttl + slackMillis, "GT")
+  const lifetime = ttl + Math.min(ttl, slackMillis)
+  commands.pexpire(key, lifetime, "NX").pexpire(key, lifetime, "GT")
   return now === undefined ? 3 : 4
 }
 
