@@ -7,6 +7,15 @@
  * - `POST /login` with `{"name": "..."}` → a new session id, the user stored.
  * - `POST /logout` → the session destroyed, the cookie expired.
  * - `GET /health` → `{"store": "redis" | "memory", "redis": "up" | "down" | null}`.
+ * - `GET /sessions` → the logged-in user's sessions, `{"sessions": [{"current", "createdAt", "expiresAt",
+ *   "lastActiveAt", "handle"}]}` (times in ISO 8601; `handle` is an HMAC of the id, never the id itself,
+ *   which is a bearer token); anonymous: 401 `{"error": ...}`.
+ * - `POST /logout-everywhere` → every session of the user revoked, this one too: `{"revoked": n}`, the
+ *   cookie expired. `POST /logout-others` → every other one: `{"revoked": n}`.
+ * - `POST /sessions/revoke` with `{"handle": "..."}` → that session of the user revoked: `{"revoked": 1}`,
+ *   or 404.
+ * - `GET /` with `Accept: text/html` → the same visit, as a small HTML page with forms for all of the
+ *   above; the forms post `application/x-www-form-urlencoded` and get a 303 back to `/`.
  * - a store failure → 503 with `{"error": ...}`.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -15,7 +24,9 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { createHmac } from "node:crypto"
 import * as HttpSession from "../src/HttpSession.js"
 import type { SessionConfigError } from "../src/SessionConfig.js"
 import type { RedisConnectionError } from "../src/SessionError.js"
@@ -31,54 +42,218 @@ const Login = Schema.Struct({
   name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
 })
 
+const Revoke = Schema.Struct({ handle: Schema.String })
+
 const json = (body: unknown, status = 200) => HttpServerResponse.unsafeJson(body, { status })
 
 const visits = Effect.map(AppSession.get("visits"), Option.getOrElse(() => 0))
 
-/** The routes, before the session middleware. */
-export const router = HttpRouter.empty.pipe(
-  HttpRouter.get(
-    "/",
-    Effect.gen(function*() {
-      const count = yield* AppSession.modify("visits", (n) => Option.getOrElse(n, () => 0) + 1)
-      const user = yield* AppSession.get("user")
-      return json({ visits: count, user: Option.getOrNull(user) })
-    })
-  ),
-  HttpRouter.post(
-    "/login",
-    Effect.gen(function*() {
-      const { name } = yield* HttpServerRequest.schemaBodyJson(Login)
-      const session = yield* HttpSession.HttpSession
-      // A new id at the moment of privilege change: whoever knew the old id learns nothing.
-      yield* session.regenerate
-      yield* AppSession.set("user", name)
-      return json({ visits: yield* visits, user: name })
-    }).pipe(
-      Effect.catchTags({
-        ParseError: () => Effect.succeed(json({ error: "expected a JSON body {\"name\": \"...\"}" }, 400)),
-        RequestError: () => Effect.succeed(json({ error: "could not read the request body" }, 400))
+/** Whether the request came from one of the page's forms: it then gets a redirect back to the page. */
+const isForm = Effect.map(
+  HttpServerRequest.HttpServerRequest,
+  (request) => (request.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")
+)
+
+/** A JSON body, or the page's form fields, decoded by `schema`. */
+const body = <A, I extends Readonly<Record<string, string | undefined>>>(schema: Schema.Schema<A, I>) =>
+  Effect.flatMap(
+    isForm,
+    (form) => form ? HttpServerRequest.schemaBodyUrlParams(schema) : HttpServerRequest.schemaBodyJson(schema)
+  )
+
+const backToPage = HttpServerResponse.empty({ status: 303, headers: { location: "/" } })
+
+/** `json(...)` for API clients, a redirect to the page for its forms. */
+const reply = (value: unknown, status = 200) => Effect.map(isForm, (form) => form ? backToPage : json(value, status))
+
+const notLoggedIn = json({ error: "not logged in" }, 401)
+
+/**
+ * The handle of a session: an HMAC of its id under the app's secret, so the
+ * page can name a session to revoke without ever showing its id (a bearer
+ * token). A handle proves nothing by itself: it is only looked up among the
+ * current user's own sessions.
+ */
+export interface Handles {
+  readonly of: (id: string) => string
+}
+
+const makeHandles = (secret: Redacted.Redacted<string> | string): Handles => {
+  const key = createHmac("sha256", typeof secret === "string" ? secret : Redacted.value(secret))
+    .update("effect-session-redis demo: revoke handles")
+    .digest()
+  return { of: (id) => createHmac("sha256", key).update(id).digest("base64url").slice(0, 22) }
+}
+
+const iso = (millis: number) => Number.isFinite(millis) ? new Date(millis).toISOString() : null
+
+/** The user's sessions as the API and the page show them: no ids. */
+const listSessions = (handles: Handles) =>
+  Effect.map(HttpSession.HttpSession, (session) =>
+    Effect.map(session.sessions, (sessions) =>
+      sessions.map((s) => ({
+        current: s.current,
+        createdAt: iso(s.createdAt),
+        lastActiveAt: iso(s.lastActiveAt),
+        expiresAt: iso(s.expiresAt),
+        handle: handles.of(s.id)
+      })))).pipe(Effect.flatten)
+
+const wantsHtml = Effect.map(
+  HttpServerRequest.HttpServerRequest,
+  (request) => (request.headers["accept"] ?? "").includes("text/html")
+)
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+
+/** The page: server-rendered, plain forms, no script. */
+const page = (view: {
+  readonly visits: number
+  readonly user: string | null
+  readonly sessions: ReadonlyArray<
+    {
+      current: boolean
+      createdAt: string | null
+      lastActiveAt: string | null
+      expiresAt: string | null
+      handle: string
+    }
+  >
+}) => {
+  const rows = view.sessions.map((s) =>
+    `<li data-current="${s.current}">${s.current ? "<strong>this browser</strong>" : "another browser"} · signed in ${
+      escapeHtml(s.createdAt ?? "")
+    } · last active ${escapeHtml(s.lastActiveAt ?? "")} · expires ${escapeHtml(s.expiresAt ?? "")}
+      <form method="post" action="/sessions/revoke"><input type="hidden" name="handle" value="${
+      escapeHtml(s.handle)
+    }"><button type="submit">Revoke</button></form></li>`
+  ).join("\n")
+  const account = view.user === null
+    ? `<form method="post" action="/login" id="login">
+    <label>Name <input name="name" required maxlength="100" autocomplete="username"></label>
+    <button type="submit">Log in</button>
+  </form>`
+    : `<p>Signed in as <strong id="user">${escapeHtml(view.user)}</strong>.</p>
+  <form method="post" action="/logout"><button type="submit">Log out</button></form>
+  <h2>Your sessions</h2>
+  <ul id="sessions">
+${rows}
+  </ul>
+  <form method="post" action="/logout-others"><button type="submit" id="logout-others">Sign out everywhere else</button></form>
+  <form method="post" action="/logout-everywhere"><button type="submit">Sign out everywhere</button></form>`
+  return `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>effect-session-redis demo</title>
+  <style>
+    body { font: 16px/1.5 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; color: #222 }
+    li { margin: .5rem 0 } li form, form { display: inline-block; margin: .25rem .5rem .25rem 0 }
+    button { font: inherit; padding: .2rem .8rem } li[data-current="true"] { background: #eef6ee }
+  </style>
+</head>
+<body>
+  <h1>effect-session-redis demo</h1>
+  <p>Visits in this session: <strong id="visits">${view.visits}</strong></p>
+  ${account}
+</body>
+</html>
+`
+}
+
+/** The routes, before the session middleware; `handles` names sessions on the page. */
+export const routes = (handles: Handles) =>
+  HttpRouter.empty.pipe(
+    HttpRouter.get(
+      "/",
+      Effect.gen(function*() {
+        const count = yield* AppSession.modify("visits", (n) => Option.getOrElse(n, () => 0) + 1)
+        const user = Option.getOrNull(yield* AppSession.get("user"))
+        if (!(yield* wantsHtml)) return json({ visits: count, user })
+        const sessions = user === null ? [] : yield* listSessions(handles)
+        return HttpServerResponse.html(page({ visits: count, user, sessions }))
+      })
+    ),
+    HttpRouter.post(
+      "/login",
+      Effect.gen(function*() {
+        const { name } = yield* body(Login)
+        const session = yield* HttpSession.HttpSession
+        // A new id at the moment of privilege change, bound to the user: whoever knew the old id
+        // learns nothing, and the new one is listed among the user's sessions.
+        yield* session.login(name)
+        yield* AppSession.set("user", name)
+        return yield* reply({ visits: yield* visits, user: name })
+      }).pipe(
+        Effect.catchTags({
+          ParseError: () => Effect.succeed(json({ error: "expected a JSON body {\"name\": \"...\"}" }, 400)),
+          RequestError: () => Effect.succeed(json({ error: "could not read the request body" }, 400))
+        })
+      )
+    ),
+    HttpRouter.post(
+      "/logout",
+      Effect.gen(function*() {
+        const session = yield* HttpSession.HttpSession
+        yield* session.destroy
+        return yield* reply({ visits: 0, user: null })
+      })
+    ),
+    HttpRouter.get(
+      "/sessions",
+      Effect.gen(function*() {
+        const session = yield* HttpSession.HttpSession
+        // Reading the user of a request without a cookie creates no session.
+        if (Option.isNone(yield* session.user)) return notLoggedIn
+        return json({ sessions: yield* listSessions(handles) })
+      })
+    ),
+    HttpRouter.post(
+      "/logout-everywhere",
+      Effect.gen(function*() {
+        const session = yield* HttpSession.HttpSession
+        if (Option.isNone(yield* session.user)) return notLoggedIn
+        return yield* reply({ revoked: yield* session.signOutEverywhere })
+      })
+    ),
+    HttpRouter.post(
+      "/logout-others",
+      Effect.gen(function*() {
+        const session = yield* HttpSession.HttpSession
+        if (Option.isNone(yield* session.user)) return notLoggedIn
+        return yield* reply({ revoked: yield* session.signOutOthers })
+      })
+    ),
+    HttpRouter.post(
+      "/sessions/revoke",
+      Effect.gen(function*() {
+        const { handle } = yield* body(Revoke)
+        const session = yield* HttpSession.HttpSession
+        if (Option.isNone(yield* session.user)) return notLoggedIn
+        // Looked up among this user's own sessions only: a handle of someone else's matches nothing.
+        const target = (yield* session.sessions).find((s) => handles.of(s.id) === handle)
+        if (target === undefined) return json({ error: "no such session" }, 404)
+        if (target.current) yield* session.destroy
+        else yield* Effect.flatMap(SessionStore.SessionStore, (store) => store.destroy(target.id))
+        return yield* reply({ revoked: 1 })
+      }).pipe(
+        Effect.catchTags({
+          ParseError: () => Effect.succeed(json({ error: "expected a JSON body {\"handle\": \"...\"}" }, 400)),
+          RequestError: () => Effect.succeed(json({ error: "could not read the request body" }, 400))
+        })
+      )
+    ),
+    HttpRouter.get(
+      "/health",
+      Effect.gen(function*() {
+        const store = yield* SessionStore.SessionStore
+        if (store.backend === "memory") return json({ store: "memory", redis: null })
+        const up = yield* store.ping.pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+        return json({ store: "redis", redis: up ? "up" : "down" }, up ? 200 : 503)
       })
     )
-  ),
-  HttpRouter.post(
-    "/logout",
-    Effect.gen(function*() {
-      const session = yield* HttpSession.HttpSession
-      yield* session.destroy
-      return json({ visits: 0, user: null })
-    })
-  ),
-  HttpRouter.get(
-    "/health",
-    Effect.gen(function*() {
-      const store = yield* SessionStore.SessionStore
-      if (store.backend === "memory") return json({ store: "memory", redis: null })
-      const up = yield* store.ping.pipe(Effect.as(true), Effect.orElseSucceed(() => false))
-      return json({ store: "redis", redis: up ? "up" : "down" }, up ? 200 : 503)
-    })
   )
-)
 
 const storeUnavailable = (error: { readonly message: string }) =>
   Effect.as(
@@ -96,7 +271,7 @@ const sessionUnreadable = (error: { readonly message: string }) =>
  */
 export const make = (options: HttpSession.Input) =>
   Effect.map(HttpSession.middleware(options), (session) =>
-    router.pipe(
+    routes(makeHandles(options.secrets[0]!)).pipe(
       session,
       Effect.catchTags({
         RedisConnectionError: storeUnavailable,

@@ -114,6 +114,39 @@ export interface HttpSession {
   readonly regenerate: Effect.Effect<void, SessionStoreError>
   /** Deletes the session and expires the cookie. Later changes in this request start a new session. */
   readonly destroy: Effect.Effect<void, SessionStoreError>
+  /**
+   * Binds the session to `user` under a new id (a `regenerate` at the moment
+   * of privilege change): the data moves to the new id, which the store lists
+   * under the user, and the old id is deleted. Call it on login.
+   */
+  readonly login: (user: string) => Effect.Effect<void, SessionStoreError>
+  /** The user the session is bound to; `None` when anonymous. */
+  readonly user: Effect.Effect<Option.Option<string>, SessionStoreError>
+  /**
+   * The live sessions of the current user, oldest first, with `current`
+   * marking this request's own; empty when anonymous. The ids are bearer
+   * tokens: do not show them to anyone, not even their owner.
+   */
+  readonly sessions: Effect.Effect<ReadonlyArray<HttpSessionInfo>, SessionStoreError>
+  /**
+   * Destroys every session of the current user, this one included (which
+   * then behaves as after `destroy`), on every instance; returns how many.
+   * Nothing happens when anonymous (0).
+   */
+  readonly signOutEverywhere: Effect.Effect<number, SessionStoreError>
+  /** Destroys every session of the current user but this one; returns how many (0 when anonymous). */
+  readonly signOutOthers: Effect.Effect<number, SessionStoreError>
+}
+
+/**
+ * One of the current user's sessions, as {@link HttpSession.sessions} lists them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HttpSessionInfo extends Session.SessionInfo {
+  /** Whether this is the session of the request that asked. */
+  readonly current: boolean
 }
 
 /**

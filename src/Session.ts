@@ -30,6 +30,8 @@ export interface Snapshot {
    * A flush whose own bump lands on exactly `version + 1` knows nobody else wrote in between.
    */
   readonly version: number
+  /** The user the session was bound to when it was read; `flush` rebinds when `Session.user` differs. */
+  readonly user?: string | undefined
 }
 
 /**
@@ -44,5 +46,33 @@ export interface Session {
   readonly data: SessionData
   /** When the session was created, in epoch milliseconds. */
   readonly createdAt?: number | undefined
+  /**
+   * The user the session belongs to, if any: metadata stored beside the data
+   * (never inside it). Every session the store returns has it as an own
+   * property; `flush({ ...session, user: "bob" })` rebinds the session and
+   * `flush({ ...session, user: undefined })` unbinds it. A hand-built session
+   * without the property keeps whatever binding is stored.
+   */
+  readonly user?: string | undefined
   readonly snapshot?: Snapshot | undefined
+}
+
+/**
+ * One live session of a user, as `SessionStore.sessionsOf` lists it. All
+ * times are epoch milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionInfo {
+  readonly id: string
+  readonly createdAt: number
+  /** When the session expires unless it is used again (or, with `absoluteExpire`, at the latest). */
+  readonly expiresAt: number
+  /**
+   * When the session was last used, to within a tenth of `expire`: the store
+   * records activity only when it refreshes the lifetime, which a read does
+   * at most once per `expire / 10`, so reads cost no extra write.
+   */
+  readonly lastActiveAt: number
 }

@@ -96,6 +96,8 @@ export const CacheSettings = Schema.Struct({
  *   user), `database` (default 0; one the server does not have fails the layer when it connects, naming `database`).
  * - `expire`: the sliding session lifetime (default 900 s; a number means seconds, as in Dancer::Session::Redis).
  *   At most 10^15 ms, so that expiry times stay exact integers in JavaScript and in range for PEXPIRE.
+ * - `absoluteExpire`: the absolute session lifetime, counted from creation however active the session is
+ *   (default: none; a number means seconds). A session's Redis TTL never reaches past `createdAt + absoluteExpire`.
  * - `debug`: log every Redis interaction to stderr, without secrets (default false).
  * - `prefix`: the key prefix (default `"session:"`).
  * - `legacyPrefix`: where connect-redis kept its sessions (for example `"sess:"`): a miss looks there and
@@ -121,6 +123,7 @@ export const SessionConfig = Schema.Struct({
   // The server says how many databases it has; it is asked when the store connects.
   database: Schema.optionalWith(NonNegativeInt("a database number"), { default: () => 0 }),
   expire: Schema.optionalWith(lifetime("seconds"), { default: () => InternalSchema.defaultExpire }),
+  absoluteExpire: Schema.optional(lifetime("seconds")),
   debug: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   prefix: Schema.optionalWith(Schema.NonEmptyString, { default: () => "session:" }),
   legacyPrefix: Schema.optional(Schema.NonEmptyString),
@@ -194,8 +197,8 @@ export const decodeSync = (input: unknown): SessionConfig => Either.getOrThrowWi
 /**
  * Reads the settings through Effect `Config` under `prefix` (default
  * `REDIS_SESSION`): `REDIS_SESSION_SERVER`, `_SOCK`, `_URL`, `_USERNAME`,
- * `_PASSWORD`, `_DATABASE`, `_EXPIRE`, `_DEBUG`, `_PREFIX`, `_LEGACY_PREFIX`, `_CONNECT_TIMEOUT`,
- * `_COMMAND_TIMEOUT`, `_AUTO_PIPELINING`, `_CACHE_ENABLED`, `_CACHE_CAPACITY`, `_CACHE_TRACKING`,
+ * `_PASSWORD`, `_DATABASE`, `_EXPIRE`, `_ABSOLUTE_EXPIRE`, `_DEBUG`, `_PREFIX`, `_LEGACY_PREFIX`,
+ * `_CONNECT_TIMEOUT`, `_COMMAND_TIMEOUT`, `_AUTO_PIPELINING`, `_CACHE_ENABLED`, `_CACHE_CAPACITY`, `_CACHE_TRACKING`,
  * `_CACHE_MAX_STALENESS`. A rejected value fails with a `ConfigError` that
  * names the variable.
  *

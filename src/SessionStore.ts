@@ -17,7 +17,7 @@ import * as memoryStore from "./internal/memoryStore.js"
 import * as promiseStore from "./internal/promiseStore.js"
 import * as redisStore from "./internal/redisStore.js"
 import * as InternalSchema from "./internal/schema.js"
-import type { Session, SessionData } from "./Session.js"
+import type { Session, SessionData, SessionInfo } from "./Session.js"
 import type * as SessionCache from "./SessionCache.js"
 import * as SessionConfig from "./SessionConfig.js"
 import type { RedisCommandError, RedisConnectionError, SessionStoreError } from "./SessionError.js"
@@ -34,11 +34,14 @@ export interface SessionStore {
   readonly backend: "redis" | "memory"
   /** The sliding lifetime of a session. */
   readonly expire: Duration.Duration
+  /** The absolute lifetime of a session, counted from its creation; `undefined` when there is none. */
+  readonly absoluteExpire: Duration.Duration | undefined
   /**
    * Makes a session and writes it at once, under a new random id (256 bits
    * from the CSPRNG), or under `options.id`, replacing any session stored
    * there (for ids made elsewhere, such as express-session's; they must be as
-   * unguessable).
+   * unguessable). With `options.user`, the session is bound to that user
+   * (see {@link SessionStore.sessionsOf}).
    */
   readonly create: (data?: SessionData, options?: CreateOptions) => Effect.Effect<Session, SessionStoreError>
   /** Reads a session; `None` when absent or expired. Refreshes its lifetime (sliding expiry). */
@@ -46,13 +49,25 @@ export interface SessionStore {
   /**
    * Writes the fields of `session.data` that differ from what the session was
    * read from, and refreshes its lifetime. A session that was destroyed or
-   * expired meanwhile stays gone.
+   * expired meanwhile stays gone. A `user` that differs from the one the
+   * session was read with rebinds it (`undefined` unbinds it).
    */
   readonly flush: (session: Session) => Effect.Effect<void, SessionStoreError>
   /** Removes a session from the store and from every instance's cache. */
   readonly destroy: (id: string) => Effect.Effect<void, SessionStoreError>
   /** Refreshes a session's lifetime without rewriting its data. */
   readonly touch: (id: string) => Effect.Effect<void, SessionStoreError>
+  /**
+   * The live sessions bound to `user`, oldest first. A session that expired
+   * or was destroyed is never listed, nor one rebound to another user.
+   */
+  readonly sessionsOf: (user: string) => Effect.Effect<ReadonlyArray<SessionInfo>, SessionStoreError>
+  /**
+   * Destroys every session bound to `user` but `options.except`, in the store
+   * and in every instance's cache ("sign out everywhere"), and returns how
+   * many it destroyed. A session rebound to another user meanwhile is spared.
+   */
+  readonly destroyAll: (user: string, options?: DestroyAllOptions) => Effect.Effect<number, SessionStoreError>
   /** Checks that the backend answers. */
   readonly ping: Effect.Effect<void, SessionStoreError>
   /** The near-cache's counters (all zero for the in-memory backend, which needs no cache). */
@@ -76,6 +91,19 @@ export interface SessionStore {
 export interface CreateOptions {
   /** The id to create the session under, instead of a new random one. */
   readonly id?: string | undefined
+  /** The user to bind the session to. */
+  readonly user?: string | undefined
+}
+
+/**
+ * Options of `destroyAll`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DestroyAllOptions {
+  /** A session to spare, typically the caller's own ("sign out everywhere else"). */
+  readonly except?: string | undefined
 }
 
 /**
@@ -97,6 +125,8 @@ export const SessionStore: Context.Tag<SessionStore, SessionStore> = Context.Gen
 export interface MemoryOptions {
   /** The sliding lifetime of a session (default 900 s; a number means seconds, as for the Redis backend). */
   readonly expire?: Duration.DurationInput | undefined
+  /** The absolute lifetime of a session, counted from its creation (default: none; a number means seconds). */
+  readonly absoluteExpire?: Duration.DurationInput | undefined
 }
 
 /**
@@ -202,6 +232,10 @@ export interface Async {
   readonly destroy: (id: string) => Promise<void>
   /** Refreshes a session's lifetime without rewriting its data. */
   readonly touch: (id: string) => Promise<void>
+  /** The live sessions bound to `user`; see `SessionStore.sessionsOf`. */
+  readonly sessionsOf: (user: string) => Promise<ReadonlyArray<SessionInfo>>
+  /** Destroys every session bound to `user` but `options.except`; resolves to how many. */
+  readonly destroyAll: (user: string, options?: DestroyAllOptions) => Promise<number>
   /** The Effect service underneath, to hand to Effect code that shares this store. */
   readonly store: SessionStore
   /** Closes the connections (QUIT). Calling it again returns the same Promise. */

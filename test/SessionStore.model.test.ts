@@ -1,8 +1,9 @@
 /**
- * Model-based test: random sequences of create / retrieve / flush (from a
- * fresh or stale copy) / destroy / touch run against every backend, which
- * must agree with a plain Map model with field-merge and no-resurrection
- * semantics.
+ * Model-based test: random sequences of create (bound to a user or not) /
+ * retrieve / flush (from a fresh or stale copy, rebinding or not) / destroy /
+ * touch / sessionsOf / destroyAll run against every backend, which must agree
+ * with a plain Map model with field-merge, no-resurrection and
+ * binding-follows-the-session semantics.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
@@ -18,7 +19,7 @@ type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly 
 type Data = Record<string, Json>
 
 type Op =
-  | { readonly _tag: "create"; readonly data: Data }
+  | { readonly _tag: "create"; readonly data: Data; readonly user: string | undefined }
   | { readonly _tag: "retrieve"; readonly ref: number }
   | {
     readonly _tag: "flush"
@@ -27,7 +28,11 @@ type Op =
     readonly copy: number | "latest"
     /** Set a key, or remove it (by leaving it out, or by setting it to undefined). */
     readonly changes: ReadonlyArray<readonly [key: string, value: Json | "remove" | "undefined"]>
+    /** Left out: the copy's own user is kept; null unbinds; a string binds. */
+    readonly rebind?: string | null | undefined
   }
+  | { readonly _tag: "sessionsOf"; readonly user: string }
+  | { readonly _tag: "destroyAll"; readonly user: string; readonly except: number | undefined }
   | { readonly _tag: "destroy"; readonly ref: number }
   | { readonly _tag: "touch"; readonly ref: number }
 
@@ -43,9 +48,26 @@ const valueArb: fc.Arbitrary<Json> = fc.oneof(
 )
 const dataArb: fc.Arbitrary<Data> = fc.dictionary(keyArb, valueArb, { maxKeys: 3 })
 const refArb = fc.nat({ max: 7 })
+const userArb = fc.constantFrom("u0", "u1", "u2")
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 2, arbitrary: dataArb.map((data) => ({ _tag: "create", data }) as const) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      _tag: fc.constant("create" as const),
+      data: dataArb,
+      user: fc.option(userArb, { nil: undefined })
+    })
+  },
+  { weight: 1, arbitrary: userArb.map((user) => ({ _tag: "sessionsOf", user }) as const) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      _tag: fc.constant("destroyAll" as const),
+      user: userArb,
+      except: fc.option(refArb, { nil: undefined })
+    })
+  },
   { weight: 3, arbitrary: refArb.map((ref) => ({ _tag: "retrieve", ref }) as const) },
   {
     weight: 4,
@@ -55,9 +77,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       copy: fc.oneof(fc.constant("latest" as const), fc.nat({ max: 5 })),
       changes: fc.array(
         fc.tuple(keyArb, fc.oneof(valueArb, fc.constant("remove" as const), fc.constant("undefined" as const))),
-        { minLength: 1, maxLength: 3 }
-      )
-    })
+        { minLength: 0, maxLength: 3 }
+      ),
+      rebind: fc.option(fc.option(userArb, { nil: null }), { nil: undefined, freq: 2 })
+    }, { requiredKeys: ["_tag", "ref", "copy", "changes"] })
   },
   { weight: 1, arbitrary: refArb.map((ref) => ({ _tag: "destroy", ref }) as const) },
   { weight: 1, arbitrary: refArb.map((ref) => ({ _tag: "touch", ref }) as const) }
@@ -77,10 +100,15 @@ const edit = (data: Readonly<Record<string, unknown>>, changes: Extract<Op, { _t
   return next
 }
 
-/** The model of one session: its current data (undefined once gone) and the copies read of it. */
+/**
+ * The model of one session: its current data (undefined once gone), its user, and the copies read
+ * of it (with the user each was read with).
+ */
 interface ModelSession {
   data: Data | undefined
+  user: string | undefined
   readonly copies: Array<Data>
+  readonly users: Array<string | undefined>
 }
 
 /**
@@ -133,12 +161,34 @@ const run = (
     for (const [step, op] of ops.entries()) {
       const at = `step ${step} ${describeOp(op)}`
       if (op._tag === "create") {
-        model.push({ data: normalize(op.data), copies: [normalize(op.data)] })
+        model.push({ data: normalize(op.data), user: op.user, copies: [normalize(op.data)], users: [op.user] })
         for (const backend of backends) {
-          const created = yield* backend.store.create(op.data)
+          const created = yield* backend.store.create(op.data, { user: op.user })
           expectSame(at, backend.name, Option.some(created), normalize(op.data))
+          expect(created.user, `${backend.name}: ${at}`).toBe(op.user)
           backend.copies.push([created])
         }
+        continue
+      }
+      if (op._tag === "sessionsOf") {
+        const expected = model.flatMap((m, i) => m.data !== undefined && m.user === op.user ? [i] : [])
+        for (const backend of backends) {
+          const listed = yield* backend.store.sessionsOf(op.user)
+          const indexes = listed.map((info) => backend.copies.findIndex((copies) => copies[0]!.id === info.id))
+          expect(indexes.sort((a, b) => a - b), `${backend.name}: ${at}`).toEqual(expected)
+        }
+        continue
+      }
+      if (op._tag === "destroyAll") {
+        const except = op.except === undefined || model.length === 0 ? undefined : op.except % model.length
+        const doomed = model.flatMap((m, i) => m.data !== undefined && m.user === op.user && i !== except ? [i] : [])
+        for (const backend of backends) {
+          const count = yield* backend.store.destroyAll(op.user, {
+            except: except === undefined ? undefined : backend.copies[except]![0]!.id
+          })
+          expect(count, `${backend.name}: ${at}`).toBe(doomed.length)
+        }
+        for (const i of doomed) model[i]!.data = undefined
         continue
       }
       if (model.length === 0) continue
@@ -151,18 +201,28 @@ const run = (
           for (const backend of backends) {
             const found = yield* backend.store.retrieve(id(backend))
             expectSame(at, backend.name, found, session.data)
-            if (Option.isSome(found)) backend.copies[index]!.push(found.value)
+            if (Option.isSome(found)) {
+              expect(found.value.user, `${backend.name}: ${at}: user`).toBe(session.user)
+              backend.copies[index]!.push(found.value)
+            }
           }
-          if (session.data !== undefined) session.copies.push(session.data)
+          if (session.data !== undefined) {
+            session.copies.push(session.data)
+            session.users.push(session.user)
+          }
           break
         }
         case "flush": {
           const pick = op.copy === "latest" ? session.copies.length - 1 : op.copy % session.copies.length
           const base = session.copies[pick]!
+          const rebind = op.rebind === undefined ? {} : { user: op.rebind ?? undefined }
           for (const backend of backends) {
             const copy = backend.copies[index]![pick]!
-            yield* backend.store.flush({ ...copy, data: edit(copy.data, op.changes) })
+            yield* backend.store.flush({ ...copy, data: edit(copy.data, op.changes), ...rebind })
           }
+          // The binding changes when the flush asks for another user than its copy was read with.
+          const requested = op.rebind === undefined ? session.users[pick] : op.rebind ?? undefined
+          if (session.data !== undefined && requested !== session.users[pick]) session.user = requested
           modelFlush(session, base, edit(base, op.changes))
           break
         }
@@ -179,12 +239,9 @@ const run = (
     }
     for (const [index, session] of model.entries()) {
       for (const backend of backends) {
-        expectSame(
-          `final state of session ${index}`,
-          backend.name,
-          yield* backend.store.retrieve(backend.copies[index]![0]!.id),
-          session.data
-        )
+        const found = yield* backend.store.retrieve(backend.copies[index]![0]!.id)
+        expectSame(`final state of session ${index}`, backend.name, found, session.data)
+        if (Option.isSome(found)) expect(found.value.user, `${backend.name}: final user of ${index}`).toBe(session.user)
       }
       if (observer !== undefined) {
         const id = backends[observer.observed]!.copies[index]![0]!.id

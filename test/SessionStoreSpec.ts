@@ -383,6 +383,125 @@ export const sessionStoreSpec = (
         expect((yield* retrieveSome(created.id)).createdAt).toBe(created.createdAt)
       }))
 
+    it.effect("users: create binds, retrieve reads the binding beside the data, sessionsOf lists live sessions", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const alice = `alice-${Session.makeId()}`
+        const before = Date.now()
+        const bound = yield* store.create({ n: 1 }, { user: alice })
+        const other = yield* store.create({ n: 2 })
+        expect(bound.user).toBe(alice)
+        expect(other.user).toBeUndefined()
+        const read = yield* retrieveSome(bound.id)
+        expect(read.user).toBe(alice)
+        expect(read.data).toEqual({ n: 1 })
+        const listed = yield* store.sessionsOf(alice)
+        expect(listed.map((s) => s.id)).toEqual([bound.id])
+        const [info] = listed
+        const now = Date.now()
+        expect(info!.createdAt).toBe(bound.createdAt)
+        expect(info!.createdAt).toBeGreaterThanOrEqual(before)
+        expect(info!.lastActiveAt).toBeGreaterThanOrEqual(info!.createdAt)
+        expect(info!.lastActiveAt).toBeLessThanOrEqual(now)
+        expect(info!.expiresAt).toBeGreaterThan(now)
+        expect(info!.expiresAt).toBeLessThanOrEqual(now + Duration.toMillis(store.expire) + 1000)
+        expect(yield* store.sessionsOf(`nobody-${Session.makeId()}`)).toEqual([])
+      }))
+
+    it.effect("users: flush rebinds and unbinds; a copy read before keeps the stored binding", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const [a, b] = [`a-${Session.makeId()}`, `b-${Session.makeId()}`]
+        const created = yield* store.create({ n: 1 }, { user: a })
+        const stale = yield* retrieveSome(created.id)
+        yield* store.flush({ ...created, user: b })
+        expect((yield* retrieveSome(created.id)).user).toBe(b)
+        expect(yield* store.sessionsOf(a)).toEqual([])
+        expect((yield* store.sessionsOf(b)).map((s) => s.id)).toEqual([created.id])
+        // The stale copy changes data only: its user is what it read, so the binding stays b.
+        yield* store.flush(change(stale, { n: 2 }))
+        const after = yield* retrieveSome(created.id)
+        expect(after.user).toBe(b)
+        expect(after.data).toEqual({ n: 2 })
+        // A hand-built session (no user property) keeps the binding too.
+        yield* store.flush({ id: created.id, data: { n: 3 } })
+        expect((yield* retrieveSome(created.id)).user).toBe(b)
+        yield* store.flush({ ...after, user: undefined })
+        const unbound = yield* retrieveSome(created.id)
+        expect(unbound.user).toBeUndefined()
+        expect(unbound.data).toEqual({ n: 3 })
+        expect(yield* store.sessionsOf(b)).toEqual([])
+      }))
+
+    it.effect("users: destroyAll destroys all but except, spares other users, and counts", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const [u, v] = [`u-${Session.makeId()}`, `v-${Session.makeId()}`]
+        const mine = yield* Effect.all([1, 2, 3].map((n) => store.create({ n }, { user: u })))
+        const theirs = yield* store.create({ n: 4 }, { user: v })
+        // Cached reads first, so that the destroyed ones must leave the cache too.
+        for (const s of mine) yield* retrieveSome(s.id)
+        expect(yield* store.destroyAll(u, { except: mine[0]!.id })).toBe(2)
+        expect(Option.isNone(yield* store.retrieve(mine[1]!.id))).toBe(true)
+        expect(Option.isNone(yield* store.retrieve(mine[2]!.id))).toBe(true)
+        yield* retrieveSome(mine[0]!.id)
+        yield* retrieveSome(theirs.id)
+        expect((yield* store.sessionsOf(u)).map((s) => s.id)).toEqual([mine[0]!.id])
+        expect(yield* store.destroyAll(u)).toBe(1)
+        expect(yield* store.sessionsOf(u)).toEqual([])
+        expect(yield* store.destroyAll(u)).toBe(0)
+        expect((yield* store.sessionsOf(v)).map((s) => s.id)).toEqual([theirs.id])
+      }))
+
+    it.effect("users: a destroyed session leaves sessionsOf; destroyAll spares a session rebound away", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const [u, v] = [`u-${Session.makeId()}`, `v-${Session.makeId()}`]
+        const gone = yield* store.create({}, { user: u })
+        const moved = yield* store.create({}, { user: u })
+        yield* store.destroy(gone.id)
+        yield* store.flush({ ...moved, user: v })
+        expect(yield* store.sessionsOf(u)).toEqual([])
+        expect(yield* store.destroyAll(u)).toBe(0)
+        expect((yield* retrieveSome(moved.id)).user).toBe(v)
+      }))
+
+    it.effect("users: concurrent creates, rebinds and destroyAll list no session twice and leave none unlisted", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const users = [0, 1, 2].map((i) => `c${i}-${Session.makeId()}`)
+        const sessions = yield* Effect.all(
+          Array.from({ length: 30 }, (_, i) => store.create({ i }, { user: users[i % 3] })),
+          { concurrency: "unbounded" }
+        )
+        yield* Effect.all(
+          [
+            ...sessions.map((s, i) => store.flush({ ...s, user: users[(i + 1) % 3] })),
+            store.destroyAll(users[0]!),
+            ...Array.from({ length: 5 }, (_, i) => store.create({ late: i }, { user: users[0] }))
+          ],
+          { concurrency: "unbounded" }
+        )
+        const listed = yield* Effect.all(users.map((u) => store.sessionsOf(u)))
+        const ids = listed.flat().map((s) => s.id)
+        expect(new Set(ids).size).toBe(ids.length)
+        // Every live session is listed under the user it is bound to, and only there.
+        for (const [i, u] of users.entries()) {
+          for (const info of listed[i]!) expect((yield* retrieveSome(info.id)).user).toBe(u)
+        }
+        const all = [...sessions.map((s) => s.id)]
+        for (const id of all) {
+          const found = yield* store.retrieve(id)
+          if (Option.isSome(found)) {
+            expect(listed[users.indexOf(found.value.user!)]!.map((s) => s.id)).toContain(id)
+          }
+        }
+        const total = listed.reduce((n, l) => n + l.length, 0)
+        const destroyed = (yield* Effect.all(users.map((u) => store.destroyAll(u)))).reduce((a, b) => a + b, 0)
+        expect(destroyed).toBe(total)
+        for (const id of all) expect(Option.isNone(yield* store.retrieve(id))).toBe(true)
+      }))
+
     it.effect("many sessions at once stay independent", () =>
       Effect.gen(function*() {
         const store = yield* Store

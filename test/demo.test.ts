@@ -107,6 +107,85 @@ const contract = (name: string, harness: Layer.Layer<Demo>) =>
         expect((yield* client.get("/")).body).toEqual({ visits: 1, user: null })
       }))
 
+    it.scoped("GET /sessions: 401 JSON when anonymous (and no session made); the user's sessions without their ids", () =>
+      Effect.gen(function*() {
+        const demo = yield* serveDemo
+        const anonymous = demo.client()
+        const denied = yield* anonymous.get("/sessions")
+        expect(denied.status).toBe(401)
+        expect(denied.body).toEqual({ error: "not logged in" })
+        expect(denied.setCookies).toEqual([])
+        const [phone, laptop] = [demo.client(), demo.client()]
+        yield* phone.post("/login", { name: "cy" })
+        yield* laptop.post("/login", { name: "cy" })
+        const listed = yield* phone.get("/sessions")
+        expect(listed.status).toBe(200)
+        const sessions = (listed.body as { sessions: Array<Record<string, unknown>> }).sessions
+        expect(sessions.map((s) => s["current"]).sort()).toEqual([false, true])
+        for (const s of sessions) {
+          expect(Object.keys(s).sort()).toEqual(["createdAt", "current", "expiresAt", "handle", "lastActiveAt"])
+          expect(Date.parse(String(s["expiresAt"]))).toBeGreaterThan(Date.now())
+        }
+        const text = JSON.stringify(listed.body)
+        for (const client of [phone, laptop]) expect(text).not.toContain(idOf(client.jar.get("sid")))
+      }))
+
+    it.scoped("POST /sessions/revoke ends the session its handle names, among the user's own only", () =>
+      Effect.gen(function*() {
+        const demo = yield* serveDemo
+        const [phone, laptop, stranger] = [demo.client(), demo.client(), demo.client()]
+        for (const [client, name] of [[phone, "di"], [laptop, "di"], [stranger, "eve"]] as const) {
+          yield* client.post("/login", { name })
+        }
+        const sessions = ((yield* phone.get("/sessions")).body as {
+          sessions: Array<{ current: boolean; handle: string }>
+        }).sessions
+        const other = sessions.find((s) => !s.current)!
+        expect((yield* stranger.post("/sessions/revoke", { handle: other.handle })).status).toBe(404)
+        expect(((yield* laptop.get("/")).body as { user: unknown }).user).toBe("di")
+        const revoked = yield* phone.post("/sessions/revoke", { handle: other.handle })
+        expect(revoked.body).toEqual({ revoked: 1 })
+        expect(((yield* laptop.get("/")).body as { user: unknown }).user).toBeNull()
+        expect(((yield* phone.get("/")).body as { user: unknown }).user).toBe("di")
+        expect((yield* phone.post("/sessions/revoke", { handle: "nope" })).status).toBe(404)
+      }))
+
+    it.scoped("POST /logout-everywhere revokes every session of the user, this one too, and expires the cookie", () =>
+      Effect.gen(function*() {
+        const demo = yield* serveDemo
+        const [a, b, other] = [demo.client(), demo.client(), demo.client()]
+        yield* a.post("/login", { name: "fay" })
+        yield* b.post("/login", { name: "fay" })
+        yield* other.post("/login", { name: "gus" })
+        const reply = yield* a.post("/logout-everywhere")
+        expect(reply.status).toBe(200)
+        expect(reply.body).toEqual({ revoked: 2 })
+        expect(reply.setCookies.some((c) => c.name === "sid" && Http.isExpired(c))).toBe(true)
+        expect((yield* a.get("/")).body).toEqual({ visits: 1, user: null })
+        expect(((yield* b.get("/")).body as { user: unknown }).user).toBeNull()
+        expect(((yield* other.get("/")).body as { user: unknown }).user).toBe("gus")
+        expect((yield* demo.client().post("/logout-everywhere")).status).toBe(401)
+      }))
+
+    it.scoped("GET / with Accept: text/html is a page with the count, forms, and the user's sessions", () =>
+      Effect.gen(function*() {
+        const demo = yield* serveDemo
+        const client = demo.client()
+        yield* client.post("/login", { name: "<hal>" })
+        const page = yield* client.request("/", { headers: { accept: "text/html,application/xhtml+xml" } })
+        expect(page.status).toBe(200)
+        expect(page.headers.get("content-type")).toContain("text/html")
+        const html = String(page.body)
+        expect(html).toContain("<strong id=\"visits\">1</strong>")
+        expect(html).toContain("&#60;hal&#62;")
+        expect(html).not.toContain("<hal>")
+        expect(html).toContain("action=\"/sessions/revoke\"")
+        expect(html).toContain("Sign out everywhere else")
+        expect(html).not.toContain(idOf(client.jar.get("sid")))
+        // Anything else still gets JSON.
+        expect((yield* client.request("/", { headers: { accept: "*/*" } })).body).toEqual({ visits: 2, user: "<hal>" })
+      }))
+
     it.scoped("GET /health names the store", () =>
       Effect.gen(function*() {
         const { backend } = yield* Demo

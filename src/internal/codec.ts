@@ -6,9 +6,9 @@
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { randomFillSync } from "node:crypto"
-import type { Session, SessionData, Snapshot } from "../Session.js"
+import type { Session, SessionData, SessionInfo, Snapshot } from "../Session.js"
 
-export type { Session, SessionData, Snapshot }
+export type { Session, SessionData, SessionInfo, Snapshot }
 import { SessionDecodeError, SessionEncodeError } from "../SessionError.js"
 
 /**
@@ -46,6 +46,15 @@ export const createdField = "$c"
  * @category constants
  */
 export const versionField = "$v"
+
+/**
+ * The hash field that holds the user a session is bound to, if any. Like the
+ * other metadata fields it never appears in the session's data.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const userField = "$u"
 
 // One call into the CSPRNG per 128 ids (as Node's randomUUID does): a call costs several
 // microseconds, more than the rest of a create.
@@ -167,6 +176,7 @@ export const decode = (
   if (version === undefined) {
     return Either.left(new SessionDecodeError({ id, field: versionField, cause: "not a version number" }))
   }
+  const user = own(fields, userField)
   const data: Record<string, unknown> = {}
   const kept: Record<string, string> = {}
   for (const field of Object.keys(fields)) {
@@ -185,7 +195,7 @@ export const decode = (
     }
     setOwn(kept, field, raw)
   }
-  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: Object.freeze(data), version })
+  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: Object.freeze(data), version, user })
   return Either.right(Option.some(make(id, createdAt, snapshot)))
 }
 
@@ -196,7 +206,26 @@ export const decode = (
  * @category constructors
  */
 export const make = (id: string, createdAt: number | undefined, snapshot: Snapshot): Session =>
-  Object.freeze({ id, data: snapshot.data, createdAt, snapshot })
+  Object.freeze({ id, data: snapshot.data, createdAt, user: snapshot.user, snapshot })
+
+/**
+ * The user `session` asks to be bound to: its own `user` property when it has
+ * one (`undefined` unbinds), else what it was read with.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const requestedUser = (session: Session, base: Snapshot): string | undefined =>
+  Object.hasOwn(session, "user") ? session.user : base.user
+
+/**
+ * `snapshot` bound to `user`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const withUser = (snapshot: Snapshot, user: string | undefined): Snapshot =>
+  snapshot.user === user ? snapshot : Object.freeze({ ...snapshot, user })
 
 /**
  * `snapshot` at another version: what a session is once a write of ours has
@@ -206,7 +235,7 @@ export const make = (id: string, createdAt: number | undefined, snapshot: Snapsh
  * @category constructors
  */
 export const withVersion = (snapshot: Snapshot, version: number): Snapshot =>
-  Object.freeze({ fields: snapshot.fields, data: snapshot.data, version })
+  Object.freeze({ fields: snapshot.fields, data: snapshot.data, version, user: snapshot.user })
 
 /**
  * Encodes a new session's data as hash fields, creation field first. Fails
@@ -217,13 +246,20 @@ export const withVersion = (snapshot: Snapshot, version: number): Snapshot =>
  * @since 0.1.0
  * @category encoding
  */
-export const encodeNew = (id: string, data: SessionData, createdAt: number): Either.Either<{
+export const encodeNew = (
+  id: string,
+  data: SessionData,
+  createdAt: number,
+  user?: string | undefined
+): Either.Either<{
   readonly session: Session
   readonly fields: ReadonlyArray<readonly [string, string]>
 }, SessionEncodeError> =>
   Either.map(encodeDelta({ id, data, snapshot: emptySnapshot }, emptySnapshot, false), (delta) => ({
-    session: make(id, createdAt, delta.next),
-    fields: [[createdField, String(createdAt)], ...delta.set]
+    session: make(id, createdAt, withUser(delta.next, user)),
+    fields: user === undefined
+      ? [[createdField, String(createdAt)], ...delta.set]
+      : [[createdField, String(createdAt)], [userField, user], ...delta.set]
   }))
 
 // Why JSON.stringify threw, in words of our own: its message, or a throwing toJSON's, may quote the
@@ -324,7 +360,12 @@ const unsafeDiff = (session: Session, base: Snapshot): Delta => {
   return {
     set,
     remove,
-    next: Object.freeze({ fields: Object.freeze(fields), data: Object.freeze(data), version: base.version })
+    next: Object.freeze({
+      fields: Object.freeze(fields),
+      data: Object.freeze(data),
+      version: base.version,
+      user: base.user
+    })
   }
 }
 

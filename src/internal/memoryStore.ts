@@ -9,11 +9,13 @@ import { RedisCommandError } from "../SessionError.js"
 import type { MemoryOptions, SessionStore } from "../SessionStore.js"
 import * as Session from "./codec.js"
 import * as InternalSchema from "./schema.js"
+import * as UserIndex from "./userIndex.js"
 
-/** A stored session: its hash fields, as Redis would hold them, and when it expires. */
+/** A stored session: its hash fields, as Redis would hold them, when it expires, and when it was last used. */
 interface Entry {
   readonly fields: Readonly<Record<string, string>>
   readonly expiresAt: number
+  readonly refreshedAt: number
 }
 
 const sweepEvery = 1024
@@ -33,7 +35,16 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
     const expire = options.expire === undefined
       ? InternalSchema.defaultExpire
       : yield* Effect.orDie(decodeExpire(options.expire))
+    const absoluteExpire = options.absoluteExpire === undefined
+      ? undefined
+      : yield* Effect.orDie(decodeExpire(options.absoluteExpire))
     const ttl = Duration.toMillis(expire)
+    const absolute = absoluteExpire === undefined ? undefined : Duration.toMillis(absoluteExpire)
+    // As in Redis: the sliding lifetime, never past the absolute one.
+    const expiresAt = (fields: Readonly<Record<string, string>>, now: number) => {
+      const created = Number(fields[Session.createdField])
+      return absolute === undefined || !Number.isFinite(created) ? now + ttl : Math.min(now + ttl, created + absolute)
+    }
     const entries = yield* Ref.make(new Map<string, Entry>())
 
     // Reads the live entry for `id`, purging it when expired, and optionally slides its expiry.
@@ -46,7 +57,9 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
             map.delete(id)
             return [undefined, map] as const
           }
-          const next = slide ? { fields: entry.fields, expiresAt: now + ttl } : entry
+          const next = slide
+            ? { fields: entry.fields, expiresAt: expiresAt(entry.fields, now), refreshedAt: now }
+            : entry
           map.set(id, next)
           return [next, map] as const
         }))
@@ -60,7 +73,7 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
             writesUntilSweep = sweepEvery
             for (const [key, entry] of map) if (entry.expiresAt <= now) map.delete(key)
           }
-          return map.set(id, { fields, expiresAt: now + ttl })
+          return map.set(id, { fields, expiresAt: expiresAt(fields, now), refreshedAt: now })
         }))
 
     const retrieve: SessionStore["retrieve"] = (id) =>
@@ -70,13 +83,48 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
           onRight: Effect.succeed
         }))
 
+    // The live entries bound to `user`: a scan, which is fine for a backend meant for development.
+    const boundTo = (user: string, now: number) =>
+      Effect.map(Ref.get(entries), (map) => {
+        const found: Array<readonly [string, Entry]> = []
+        for (const [id, entry] of map) {
+          if (
+            entry.expiresAt > now && Object.hasOwn(entry.fields, Session.userField) &&
+            entry.fields[Session.userField] === user
+          ) {
+            found.push([id, entry])
+          }
+        }
+        return found
+      })
+
     const store: SessionStore = {
       backend: "memory",
       expire,
+      absoluteExpire,
+      sessionsOf: (user) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.map(boundTo(user, now), (found) =>
+            found.map(([id, entry]): Session.SessionInfo => {
+              const createdAt = Number(entry.fields[Session.createdField])
+              return { id, createdAt, expiresAt: entry.expiresAt, lastActiveAt: Math.max(createdAt, entry.refreshedAt) }
+            }).sort(UserIndex.oldestFirst))),
+      destroyAll: (user, options) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.flatMap(boundTo(user, now), (found) =>
+            Ref.modify(entries, (map) => {
+              let destroyed = 0
+              for (const [id] of found) {
+                if (id !== options?.except && map.delete(id)) {
+                  destroyed++
+                }
+              }
+              return [destroyed, map] as const
+            }))),
       create: (data = {}, options) =>
         Effect.gen(function*() {
           const id = options?.id ?? Session.makeId()
-          const created = yield* Session.encodeNew(id, data, yield* Clock.currentTimeMillis)
+          const created = yield* Session.encodeNew(id, data, yield* Clock.currentTimeMillis, options?.user)
           yield* write(id, Object.fromEntries(created.fields))
           return created.session
         }),
@@ -90,6 +138,8 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
           // Encoded before anything is looked at, as the Redis backend does: a value with no JSON form
           // fails the same way whether or not the session still exists.
           const delta = yield* Session.encodeDelta(session, base)
+          const user = Session.requestedUser(session, base)
+          const rebind = user !== base.user
           const entry = yield* live(session.id, false)
           // Gone (destroyed or expired): a flush never brings a session back.
           if (entry === undefined) {
@@ -102,8 +152,13 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
           for (const field of delta.remove) {
             delete fields[field]
           }
+          if (rebind) {
+            if (user === undefined) {
+              delete fields[Session.userField]
+            } else fields[Session.userField] = user
+          }
           // The same version field as in Redis, so that both backends hold the same hash.
-          if (!Session.isEmpty(delta)) {
+          if (!Session.isEmpty(delta) || rebind) {
             fields[Session.versionField] = String((Session.decodeVersion(entry.fields[Session.versionField]) ?? 0) + 1)
           }
           yield* write(session.id, fields)

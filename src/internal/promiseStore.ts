@@ -40,6 +40,8 @@ export const open = async <E>(layer: Layer.Layer<SessionStore, E>): Promise<Asyn
     flush: (session) => run(store.flush(session)),
     destroy: (id) => run(store.destroy(id)),
     touch: (id) => run(store.touch(id)),
+    sessionsOf: (user) => run(store.sessionsOf(user)),
+    destroyAll: (user, options) => run(store.destroyAll(user, options)),
     store,
     close: () => closing ??= Effect.runPromise(Scope.close(scope, Exit.void))
   }

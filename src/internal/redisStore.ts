@@ -13,6 +13,7 @@ import * as LegacyImport from "./legacyImport.js"
 import * as Redis from "./redis.js"
 import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
+import * as UserIndex from "./userIndex.js"
 
 type ExecResult = Array<[error: Error | null, result: unknown]> | null
 
@@ -40,6 +41,14 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   const keyOf = (id: string) => config.prefix + id
   const legacyPrefix = config.legacyPrefix
+  const indexOf = (user: string) => UserIndex.keyOf(config.prefix, user)
+  const absolute = config.absoluteExpire === undefined ? undefined : Duration.toMillis(config.absoluteExpire)
+  // What PEXPIRE gets: the sliding lifetime, cut so that it never reaches past the absolute one.
+  // Zero or less deletes the key, as an absolute lifetime that has run out should.
+  const lifetimeOf = (createdAt: number | undefined, now: number) =>
+    absolute === undefined || createdAt === undefined ? ttl : Math.min(ttl, createdAt + absolute - now)
+  const isOver = (session: Session.Session, now: number) =>
+    absolute !== undefined && session.createdAt !== undefined && session.createdAt + absolute <= now
   // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
   const clock = yield* Effect.clock
 
@@ -78,15 +87,18 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   const create: SessionStore["create"] = Effect.fnUntraced(function*(data = {}, options) {
     const given = options?.id
+    const user = options?.user
     const id = given ?? Session.makeId()
     const key = keyOf(id)
     const now = yield* Clock.currentTimeMillis
-    const { fields, session } = yield* Session.encodeNew(id, data, now)
+    const { fields, session } = yield* Session.encodeNew(id, data, now, user)
     const ticket = yield* cache.begin(id)
     yield* batch("SessionStore.create", "MULTI", key, (multi) => {
+      // The index first: on a Cluster it goes in a transaction of its own, which must not come last.
+      if (user !== undefined) UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl, now)
       // Under a given id, whatever was there is replaced, not merged.
       if (given !== undefined) multi.del(key)
-      multi.hset(key, ...fields.flat()).pexpire(key, ttl)
+      multi.hset(key, ...fields.flat()).pexpire(key, lifetimeOf(now, now))
     })
     // A fresh random id: nobody else can have written it, so what we wrote is what Redis holds.
     // A given id may have been written by others too: only a read may fill the cache then.
@@ -102,12 +114,13 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   const refresh = Effect.fnUntraced(function*(method: string, session: Session.Session) {
     const key = keyOf(session.id)
     const ticket = yield* cache.begin(session.id)
-    const [, [created, version]] = (yield* batch(
-      method,
-      "MULTI",
-      key,
-      (multi) => multi.pexpire(key, ttl).hmget(key, Session.createdField, Session.versionField)
-    ).pipe(dropOnError(session.id))) as [unknown, [string | null, string | null]]
+    const at = yield* Clock.currentTimeMillis
+    const replies = yield* batch(method, "MULTI", key, (multi) => {
+      // A bound session's index must outlive it: stretched in the same transaction, first.
+      if (session.user !== undefined) UserIndex.bind(multi, indexOf(session.user), session.id, at + ttl, ttl)
+      multi.pexpire(key, lifetimeOf(session.createdAt, at)).hmget(key, Session.createdField, Session.versionField)
+    }).pipe(dropOnError(session.id))
+    const [created, version] = replies[replies.length - 1] as [string | null, string | null]
     const now = yield* Clock.currentTimeMillis
     const outcome = created === null
       ? "Gone" as const
@@ -141,12 +154,14 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
         }
       )) as [Record<string, string>, number, string | null | undefined]
       const now = yield* Clock.currentTimeMillis
-      const found = yield* decodeOrDrop(id, fields, undefined)
+      const decoded = yield* decodeOrDrop(id, fields, undefined)
       // A miss may be a session connect-redis wrote: import it once, then read it as ours.
-      if (Option.isNone(found) && legacyKey !== undefined && typeof legacyText === "string") {
+      if (Option.isNone(decoded) && legacyKey !== undefined && typeof legacyText === "string") {
         const imported = yield* LegacyImport.importSession({ run, legacyKey, key, id, text: legacyText, ttl, now })
         if (imported) return yield* load(id, refreshed, true)
       }
+      // Past its absolute lifetime: gone, even if Redis (on another clock) has not expired it yet.
+      const found = Option.isSome(decoded) && isOver(decoded.value, now) ? Option.none() : decoded
       const refreshedAt = now - (ttl - remaining)
       if (!refreshed && Option.isSome(found) && now - refreshedAt >= refreshEvery) {
         return yield* reconcile(id, found.value, found)
@@ -180,6 +195,8 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       return Effect.flatMap(cache.lookup(id, now), (entry) =>
         entry === undefined
           ? load(id)
+          : isOver(entry.session, now)
+          ? Effect.as(cache.remove(id), Option.none())
           : now - entry.refreshedAt < refreshEvery
           ? Effect.succeed(entry.found)
           : reconcile(id, entry.session, entry.found))
@@ -199,9 +216,23 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       yield* refresh("SessionStore.touch", entry.session)
       return
     }
-    // Not cached: a bare PEXPIRE. A read racing it must not install what it read before our write.
+    // Not cached: the creation time and user are read first, since the new lifetime may not reach past
+    // the absolute one and a bound session's index must be stretched with it. A read racing our write
+    // must not install what it read before it.
+    const key = keyOf(id)
     yield* cache.remove(id)
-    yield* run("SessionStore.touch", "PEXPIRE", keyOf(id), (client) => client.pexpire(keyOf(id), ttl))
+    const [created, user] = yield* run(
+      "SessionStore.touch",
+      "HMGET",
+      key,
+      (client) => client.hmget(key, Session.createdField, Session.userField)
+    )
+    if (created === null) return
+    const now = yield* Clock.currentTimeMillis
+    yield* batch("SessionStore.touch", "MULTI", key, (multi) => {
+      if (user !== null) UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl)
+      multi.pexpire(key, lifetimeOf(Number(created), now))
+    })
     yield* cache.remove(id)
   }, Tracing.span("SessionStore.touch"))
 
@@ -212,23 +243,37 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     // Its id does not exist: nothing to update, and a flush never creates.
     if (current === undefined || base === undefined) return
     const delta = yield* Session.encodeDelta(session, base)
+    const user = Session.requestedUser(session, base)
+    const rebind = user !== base.user
     const next = Session.make(session.id, current.createdAt, delta.next)
+    const at = yield* Clock.currentTimeMillis
+    if (isOver(next, at)) return yield* cache.remove(session.id)
     // Nothing changed: only the lifetime is refreshed.
-    if (Session.isEmpty(delta)) {
+    if (Session.isEmpty(delta) && !rebind) {
       yield* refresh("SessionStore.flush", next)
       return
     }
     const key = keyOf(session.id)
     const ticket = yield* cache.begin(session.id)
+    let first = 0
     const replies = yield* batch("SessionStore.flush", "MULTI", key, (multi) => {
-      // HEXISTS runs first inside the transaction: it tells whether the session was alive when we wrote.
+      // The new user's index first (see create); the old one keeps a stale member, which readers skip.
+      if (user !== undefined) {
+        first = UserIndex.bind(multi, indexOf(user), session.id, at + ttl, ttl, rebind ? at : undefined)
+      }
+      // HEXISTS runs before the session's writes: it tells whether the session was alive when we wrote.
       multi.hexists(key, Session.createdField)
       if (delta.set.length > 0) multi.hset(key, ...delta.set.flat())
       if (delta.remove.length > 0) multi.hdel(key, ...delta.remove)
-      multi.hincrby(key, Session.versionField, 1).pexpire(key, ttl)
+      if (rebind) {
+        if (user === undefined) multi.hdel(key, Session.userField)
+        else multi.hset(key, Session.userField, user)
+      }
+      // A rebind bumps the version too: every cached copy of the session must learn it.
+      multi.hincrby(key, Session.versionField, 1).pexpire(key, lifetimeOf(current.createdAt, at))
     }).pipe(dropOnError(session.id))
     const now = yield* Clock.currentTimeMillis
-    if (replies[0] !== 1) {
+    if (replies[first] !== 1) {
       // Destroyed or expired meanwhile: our HSET made a hash without the creation field, which
       // readers ignore; delete it so it does not linger until its TTL.
       yield* cache.complete(ticket, undefined, now)
@@ -244,15 +289,77 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     yield* cache.complete(
       ticket,
       version === base.version + 1
-        ? Session.make(session.id, current.createdAt, Session.withVersion(delta.next, version))
+        ? Session.make(session.id, current.createdAt, Session.withUser(Session.withVersion(delta.next, version), user))
         : undefined,
       now
     )
   }, Tracing.span("SessionStore.flush"))
 
+  // The index, pruned and listed in one transaction on its own key.
+  const membersOf = (method: string, user: string, now: number) =>
+    Effect.map(
+      batch(method, "MULTI", indexOf(user), (multi) => UserIndex.list(multi, indexOf(user), now)),
+      (replies) => UserIndex.members(replies[1])
+    )
+
+  // Per member, commands on its own key, sent at once: one round trip on one server, one per node on
+  // a Cluster (where a pipeline or transaction may not span slots).
+  const sessionsOf: SessionStore["sessionsOf"] = Effect.fnUntraced(function*(user) {
+    const members = yield* membersOf("SessionStore.sessionsOf", user, yield* Clock.currentTimeMillis)
+    if (members.length === 0) return []
+    const read = yield* run(
+      "SessionStore.sessionsOf",
+      "HMGET",
+      indexOf(user),
+      (client) =>
+        Promise.all(
+          members.map(({ id }) =>
+            Promise.all([client.hmget(keyOf(id), Session.createdField, Session.userField), client.pttl(keyOf(id))])
+          )
+        )
+    )
+    const now = yield* Clock.currentTimeMillis
+    const infos: Array<Session.SessionInfo> = []
+    for (const [i, { deadline, id }] of members.entries()) {
+      const [[created, boundTo], remaining] = read[i]!
+      const info = UserIndex.info({ id, user, deadline, created, boundTo, remaining, now, ttl, absolute })
+      if (info !== undefined) infos.push(info)
+    }
+    return infos.sort(UserIndex.oldestFirst)
+  }, Tracing.span("SessionStore.sessionsOf"))
+
+  const destroyAll: SessionStore["destroyAll"] = Effect.fnUntraced(function*(user, options) {
+    const except = options?.except
+    const index = indexOf(user)
+    const members = (yield* membersOf("SessionStore.destroyAll", user, yield* Clock.currentTimeMillis))
+      .map(({ id }) => id)
+      .filter((id) => id !== except)
+    if (members.length === 0) return 0
+    const drop = Effect.forEach(members, cache.remove, { discard: true })
+    yield* drop
+    const outcomes = yield* run(
+      "SessionStore.destroyAll",
+      "EVAL",
+      index,
+      (client) =>
+        Promise.all(members.map((id) => client.eval(UserIndex.destroyIfBound, 1, keyOf(id), user) as Promise<number>))
+    )
+    // A read that started before the deletions may have been answered after them (see destroy).
+    yield* drop
+    const destroyed = members.filter((_, i) => outcomes[i] === 1)
+    // Ids are random and never reused, so these members can only be stale from now on.
+    if (destroyed.length > 0) {
+      yield* run("SessionStore.destroyAll", "ZREM", index, (client) => client.zrem(index, ...destroyed))
+    }
+    return destroyed.length
+  }, Tracing.span("SessionStore.destroyAll"))
+
   const store: SessionStore = {
     backend: "redis",
     expire: config.expire,
+    absoluteExpire: config.absoluteExpire,
+    sessionsOf,
+    destroyAll,
     create,
     retrieve,
     flush,

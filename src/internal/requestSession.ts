@@ -14,9 +14,10 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
-import type { HttpSession } from "../HttpSession.js"
+import type { HttpSession, HttpSessionInfo } from "../HttpSession.js"
 import type * as SessionCookie from "../SessionCookie.js"
 import { SessionEncodeError, type SessionStoreError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
@@ -176,13 +177,52 @@ export class RequestSession implements HttpSession {
     })
   }
 
+  readonly login = (user: string): Effect.Effect<void, SessionStoreError> =>
+    this.update((state) => RequestState.regenerated(state, user))
+
+  get user(): Effect.Effect<Option.Option<string>, SessionStoreError> {
+    return this.withLoaded((state) => Option.fromNullable(RequestState.userOf(state)))
+  }
+
+  get sessions(): Effect.Effect<ReadonlyArray<HttpSessionInfo>, SessionStoreError> {
+    return Effect.flatMap(this.withLoaded(identity), (state) => {
+      const user = RequestState.userOf(state)
+      if (user === undefined) return Effect.succeed([])
+      const current = RequestState.storedId(state)
+      return Effect.map(
+        this.store.sessionsOf(user),
+        (infos) => infos.map((info) => ({ ...info, current: info.id === current }))
+      )
+    })
+  }
+
+  get signOutEverywhere(): Effect.Effect<number, SessionStoreError> {
+    return Effect.flatMap(this.withLoaded(identity), (state) => {
+      const user = RequestState.userOf(state)
+      if (user === undefined) return Effect.succeed(0)
+      return Effect.map(this.store.destroyAll(user), (count) => {
+        // Already deleted with the others: the commit's DEL of it finds nothing, which is harmless.
+        this.state = RequestState.destroyed(this.state, undefined)
+        return count
+      })
+    })
+  }
+
+  get signOutOthers(): Effect.Effect<number, SessionStoreError> {
+    return Effect.flatMap(this.withLoaded(identity), (state) => {
+      const user = RequestState.userOf(state)
+      if (user === undefined) return Effect.succeed(0)
+      return this.store.destroyAll(user, { except: RequestState.storedId(state) })
+    })
+  }
+
   /** Saves a session that exists only in this request, so that its id is real. */
   private create(): Effect.Effect<string, SessionStoreError> {
     return this.creating ??= singleFlight(Effect.suspend(() => {
       const state = this.state as RequestState.Loaded
       const stored = RequestState.storedId(state)
       if (stored !== undefined) return Effect.succeed(stored)
-      return Effect.map(this.store.create(state.data), (session) => {
+      return Effect.map(this.store.create(state.data, { user: RequestState.userOf(state) }), (session) => {
         this.state = RequestState.issued(this.state as RequestState.Loaded, session)
         return session.id
       })
@@ -224,7 +264,10 @@ export class RequestSession implements HttpSession {
   private write(plan: RequestState.Plan): Effect.Effect<void, SessionStoreError> {
     const store = this.store
     const save: Effect.Effect<RequestState.Outcome, SessionStoreError> = plan.create !== undefined
-      ? Effect.map(store.create(plan.create), (session): RequestState.Outcome => ({ _tag: "Issued", id: session.id }))
+      ? Effect.map(
+        store.create(plan.create, { user: plan.user }),
+        (session): RequestState.Outcome => ({ _tag: "Issued", id: session.id })
+      )
       : plan.flush !== undefined && !Session.isEmpty(Session.diff(plan.flush))
       ? Effect.as(store.flush(plan.flush), plan.outcome)
       : Effect.succeed(plan.outcome)

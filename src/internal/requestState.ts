@@ -13,7 +13,8 @@ import type * as SessionCookie from "../SessionCookie.js"
  * - `Unloaded`: the handler has not touched the session; the cookie has not even been verified.
  * - `Active`: the session the request works on. `base` is what the store holds (undefined while
  *   the session exists only in this request); `issued` says the store made it during this request.
- * - `Regenerated`: the data moves to a new id at commit (`regenerate`, against fixation).
+ * - `Regenerated`: the data moves to a new id at commit (`regenerate`, against fixation), bound to
+ *   `user` (`login` sets it; a plain `regenerate` keeps the binding the session had).
  * - `Destroyed`: the session was deleted; data set afterwards starts a new one.
  *
  * `retired` lists the stored ids to delete at commit; `isNew` says the request came without a
@@ -32,6 +33,7 @@ export type State =
   | {
     readonly _tag: "Regenerated"
     readonly data: Session.SessionData
+    readonly user: string | undefined
     readonly isNew: boolean
     readonly retired: ReadonlyArray<string>
   }
@@ -73,13 +75,21 @@ export const issued = (state: Loaded, session: Session.Session): Loaded => ({
   retired: state.retired
 })
 
-/** `regenerate`: the data will be saved under a new id and the stored session deleted. */
-export const regenerated = (state: Loaded): Loaded => ({
+/**
+ * `regenerate`: the data will be saved under a new id and the stored session deleted. `login`
+ * passes the user to bind the new id to; otherwise the binding stays as it was.
+ */
+export const regenerated = (state: Loaded, user: string | undefined = userOf(state)): Loaded => ({
   _tag: "Regenerated",
   data: state.data,
+  user,
   isNew: state.isNew,
   retired: retire(state)
 })
+
+/** The user the request's session is bound to (or will be, once saved). */
+export const userOf = (state: Loaded): string | undefined =>
+  state._tag === "Active" ? state.base?.user : state._tag === "Regenerated" ? state.user : undefined
 
 /**
  * `destroy`: the session is deleted and its data dropped. From `Unloaded`, the id comes from the
@@ -158,6 +168,8 @@ export interface Plan {
   readonly flush: Session.Session | undefined
   /** Data to save as a new session. */
   readonly create: Session.SessionData | undefined
+  /** The user to bind the new session to. */
+  readonly user: string | undefined
   /** The outcome once the writes succeed; for `create`, the new id replaces the placeholder. */
   readonly outcome: Outcome
 }
@@ -179,16 +191,29 @@ export const plan = (state: Loaded, saveUninitialized: boolean): Plan => {
           ? { _tag: "Issued", id: state.base.id }
           : { _tag: "Kept", id: state.base.id }
         const flush = state.data === state.base.data ? undefined : { ...state.base, data: state.data }
-        return { retired: state.retired, flush, create: undefined, outcome }
+        return { retired: state.retired, flush, create: undefined, user: undefined, outcome }
       }
       const save = hasFields(state.data) || saveUninitialized
-      return { retired: state.retired, flush: undefined, create: save ? state.data : undefined, outcome: none }
+      return {
+        retired: state.retired,
+        flush: undefined,
+        create: save ? state.data : undefined,
+        user: undefined,
+        outcome: none
+      }
     }
     case "Regenerated":
-      return { retired: state.retired, flush: undefined, create: state.data, outcome: none }
+      // Saved even when empty: a login must leave a session behind.
+      return { retired: state.retired, flush: undefined, create: state.data, user: state.user, outcome: none }
     case "Destroyed": {
       const save = hasFields(state.data)
-      return { retired: state.retired, flush: undefined, create: save ? state.data : undefined, outcome: ended }
+      return {
+        retired: state.retired,
+        flush: undefined,
+        create: save ? state.data : undefined,
+        user: undefined,
+        outcome: ended
+      }
     }
   }
 }

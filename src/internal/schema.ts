@@ -144,6 +144,7 @@ export const envTable: EnvConfig.Table = {
   password: ["PASSWORD", "redacted"],
   database: ["DATABASE", "integer"],
   expire: ["EXPIRE", "string"],
+  absoluteExpire: ["ABSOLUTE_EXPIRE", "string"],
   debug: ["DEBUG", "boolean"],
   prefix: ["PREFIX", "string"],
   legacyPrefix: ["LEGACY_PREFIX", "string"],

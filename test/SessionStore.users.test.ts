@@ -1,0 +1,163 @@
+/**
+ * Sessions bound to a user, as Redis holds them (the index's layout and
+ * lifetime, revocation across instances), and the absolute lifetime on both
+ * backends. The behaviour both backends share is in SessionStoreSpec.ts.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
+import type { Redis } from "ioredis"
+import { type SessionConfig, SessionStore } from "../src/index.js"
+import * as Session from "../src/internal/codec.js"
+import { RedisServer } from "./support/index.js"
+
+const Store = SessionStore.SessionStore
+const build = (settings: SessionConfig.Input) =>
+  Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(Store))
+const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
+const guard = RedisServer.hangGuard
+const indexOf = (user: string) => `session:user:{${user}}`
+
+/** The part of a key that Redis Cluster hashes to pick its slot. */
+const hashTag = (key: string): string => {
+  const open = key.indexOf("{")
+  const close = open === -1 ? -1 : key.indexOf("}", open + 1)
+  return close > open + 1 ? key.slice(open + 1, close) : key
+}
+
+const untilGone = (raw: Redis, key: string) =>
+  RedisServer.eventually(
+    Effect.flatMap(promise(() => raw.exists(key)), (n) => n === 0 ? Effect.void : Effect.fail(`${key} still exists`)),
+    { timeoutMs: 15_000, intervalMs: 50 }
+  )
+
+describe("SessionStore users on Redis", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true })("index", (it) => {
+    it.scoped("a sorted set per user, under a hash tag, that outlives its members; a session keeps prefix + id", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const raw = server.client()
+        const store = yield* build(server.settings({ expire: 60 }))
+        const user = `ann-${Session.makeId()}`
+        const a = yield* store.create({ x: 1 }, { user })
+        const b = yield* store.create({}, { user })
+        expect(yield* promise(() => raw.type(`session:${a.id}`))).toBe("hash")
+        expect(yield* promise(() => raw.hget(`session:${a.id}`, "$u"))).toBe(user)
+        expect(yield* promise(() => raw.type(indexOf(user)))).toBe("zset")
+        expect((yield* promise(() => raw.zrange(indexOf(user), "0", "-1"))).sort()).toEqual([a.id, b.id].sort())
+        const sessionTtl = yield* promise(() => raw.pttl(`session:${a.id}`))
+        const indexTtl = yield* promise(() => raw.pttl(indexOf(user)))
+        expect(indexTtl).toBeGreaterThanOrEqual(sessionTtl)
+        // The hash tag, as Cluster reads it (the first "{...}" with something inside): the user.
+        expect(hashTag(indexOf(user))).toBe(user)
+        expect(hashTag(`session:${a.id}`)).toBe(`session:${a.id}`)
+      }))
+
+    it.scoped(
+      "the index disappears by itself once its sessions expired, and expired sessions leave sessionsOf",
+      () =>
+        Effect.gen(function*() {
+          const server = yield* RedisServer.TestRedis
+          const raw = server.client()
+          const store = yield* build(server.settings({ expire: 1 }))
+          const user = `exp-${Session.makeId()}`
+          const created = yield* store.create({}, { user })
+          expect((yield* store.sessionsOf(user)).length).toBe(1)
+          yield* untilGone(raw, `session:${created.id}`)
+          expect(yield* store.sessionsOf(user)).toEqual([])
+          yield* untilGone(raw, indexOf(user))
+        }).pipe(guard(90_000, "index expiry")),
+      90_000
+    )
+
+    it.scoped("destroyAll drops the sessions from this instance's cache at once and from another's soon after", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const one = yield* build(server.settings({ expire: 60 }))
+        const two = yield* build(server.settings({ expire: 60 }))
+        const user = `rev-${Session.makeId()}`
+        const sessions = yield* Effect.all([1, 2, 3].map((n) => one.create({ n }, { user })))
+        for (const s of sessions) {
+          expect(Option.isSome(yield* one.retrieve(s.id))).toBe(true)
+          expect(Option.isSome(yield* two.retrieve(s.id))).toBe(true)
+        }
+        const hitsBefore = (yield* two.cacheStats).hits
+        for (const s of sessions) yield* two.retrieve(s.id)
+        expect((yield* two.cacheStats).hits).toBe(hitsBefore + 3)
+        expect(yield* one.destroyAll(user)).toBe(3)
+        for (const s of sessions) expect(Option.isNone(yield* one.retrieve(s.id))).toBe(true)
+        yield* RedisServer.eventually(
+          Effect.flatMap(
+            Effect.forEach(sessions, (s) => two.retrieve(s.id)),
+            (found) => found.every(Option.isNone) ? Effect.void : Effect.fail("still cached")
+          ),
+          { timeoutMs: 5_000, intervalMs: 5 }
+        )
+      }))
+
+    it.scoped(
+      "absoluteExpire: no refresh stretches the TTL past createdAt + absoluteExpire, and then it is gone",
+      () =>
+        Effect.gen(function*() {
+          const server = yield* RedisServer.TestRedis
+          const raw = server.client()
+          const stores = [
+            yield* build(server.settings({ expire: 600, absoluteExpire: 2 })),
+            yield* build(server.settings({ expire: 600, absoluteExpire: 2, cache: { enabled: false } }))
+          ]
+          for (const store of stores) {
+            expect(Duration.toMillis(store.absoluteExpire!)).toBe(2000)
+            const user = `abs-${Session.makeId()}`
+            const created = yield* store.create({ n: 0 }, { user })
+            const key = `session:${created.id}`
+            const cap = () => created.createdAt! + 2000 - Date.now()
+            expect(yield* promise(() => raw.pttl(key))).toBeLessThanOrEqual(2000)
+            // Every way of refreshing, again and again, while it lasts.
+            let n = 0
+            yield* RedisServer.eventually(
+              Effect.gen(function*() {
+                n++
+                yield* store.touch(created.id)
+                yield* store.flush({ ...created, data: { n } })
+                const found = yield* store.retrieve(created.id)
+                const pttl = yield* promise(() => raw.pttl(key))
+                if (pttl > 0) expect(pttl).toBeLessThanOrEqual(Math.max(0, cap()) + 50)
+                return Option.isNone(found) ? Effect.void : Effect.fail("still alive")
+              }).pipe(Effect.flatten),
+              { timeoutMs: 10_000, intervalMs: 100 }
+            )
+            expect(Date.now()).toBeGreaterThanOrEqual(created.createdAt! + 2000 - 50)
+            expect(yield* store.sessionsOf(user)).toEqual([])
+            yield* untilGone(raw, key)
+          }
+        }).pipe(guard(60_000, "absolute expiry")),
+      60_000
+    )
+  })
+})
+
+// TestClock drives the memory backend: the same absolute lifetime, exactly.
+layer(SessionStore.layerMemory({ expire: "10 seconds", absoluteExpire: "25 seconds" }))(
+  "SessionStore memory backend: absoluteExpire (TestClock)",
+  (it) => {
+    it.effect("a session used every 5 s still ends 25 s after its creation; sessionsOf caps expiresAt", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ a: 1 }, { user: "mem" })
+        for (let t = 5; t < 25; t += 5) {
+          yield* TestClock.adjust("5 seconds")
+          expect(Option.isSome(yield* store.retrieve(created.id)), `at ${t} s`).toBe(true)
+        }
+        const [info] = yield* store.sessionsOf("mem")
+        expect(info!.expiresAt).toBe(created.createdAt! + 25_000)
+        expect(info!.lastActiveAt).toBe(created.createdAt! + 20_000)
+        yield* TestClock.adjust("5 seconds")
+        expect(Option.isNone(yield* store.retrieve(created.id))).toBe(true)
+        expect(yield* store.sessionsOf("mem")).toEqual([])
+      }))
+  }
+)
