@@ -10,6 +10,7 @@ import type { SessionStore } from "../SessionStore.js"
 import * as SessionCache from "./cache.js"
 import * as Session from "./codec.js"
 import * as Redis from "./redis.js"
+import * as Replication from "./replication.js"
 import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
 
@@ -38,6 +39,11 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   }
 
   const keyOf = (id: string) => config.prefix + id
+
+  // With `waitReplicas`, a write is acknowledged only once WAIT confirms that many replicas have it.
+  const waitReplicas = Replication.make(config, connection)
+  const replicated = (method: string, _key: string) => waitReplicas(method)
+
   // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
   const clock = yield* Effect.clock
 
@@ -86,6 +92,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       if (given !== undefined) multi.del(key)
       multi.hset(key, ...fields.flat()).pexpire(key, ttl)
     })
+    yield* replicated("SessionStore.create", key).pipe(dropOnError(id))
     // A fresh random id: nobody else can have written it, so what we wrote is what Redis holds.
     // A given id may have been written by others too: only a read may fill the cache then.
     yield* cache.complete(ticket, given === undefined ? session : undefined, now)
@@ -106,6 +113,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       key,
       (multi) => multi.pexpire(key, ttl).hmget(key, Session.createdField, Session.versionField)
     ).pipe(dropOnError(session.id))) as [unknown, [string | null, string | null]]
+    if (method !== "SessionStore.retrieve") yield* replicated(method, key).pipe(dropOnError(session.id))
     const now = yield* Clock.currentTimeMillis
     const outcome = created === null
       ? "Gone" as const
@@ -171,6 +179,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   const destroy: SessionStore["destroy"] = Effect.fnUntraced(function*(id) {
     yield* cache.remove(id)
     yield* run("SessionStore.destroy", "DEL", keyOf(id), (client) => client.del(keyOf(id)))
+    yield* replicated("SessionStore.destroy", keyOf(id))
     // A read that started before the DEL may have been answered after it: drop whatever it installed.
     yield* cache.remove(id)
   }, Tracing.span("SessionStore.destroy"))
@@ -185,6 +194,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     // Not cached: a bare PEXPIRE. A read racing it must not install what it read before our write.
     yield* cache.remove(id)
     yield* run("SessionStore.touch", "PEXPIRE", keyOf(id), (client) => client.pexpire(keyOf(id), ttl))
+    yield* replicated("SessionStore.touch", keyOf(id))
     yield* cache.remove(id)
   }, Tracing.span("SessionStore.touch"))
 
@@ -210,6 +220,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       if (delta.remove.length > 0) multi.hdel(key, ...delta.remove)
       multi.hincrby(key, Session.versionField, 1).pexpire(key, ttl)
     }).pipe(dropOnError(session.id))
+    yield* replicated("SessionStore.flush", key).pipe(dropOnError(session.id))
     const now = yield* Clock.currentTimeMillis
     if (replies[0] !== 1) {
       // Destroyed or expired meanwhile: our HSET made a hash without the creation field, which
