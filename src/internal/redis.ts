@@ -262,6 +262,12 @@ const isSelectFailure = (error: unknown): boolean =>
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptions: MakeOptions = {}) {
+  if (config.cluster !== undefined) {
+    // The setting is decoded and validated, but the per-master tracking it needs is not built yet.
+    return yield* Effect.fail(
+      new SessionConfigError({ field: "cluster", detail: "Redis Cluster is not supported by this version yet" })
+    )
+  }
   const name = makeOptions.name ?? "effect-session-redis"
   const debug = makeDebug(config.debug, name)
   const secrets = secretsOf(config)
