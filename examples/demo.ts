@@ -3,12 +3,15 @@
  *
  * Environment:
  * - `PORT` (default 3000; 0 picks a free port), `HOST` (default 127.0.0.1);
- * - `REDIS_URL`: use Redis at this url; without it sessions live in memory;
+ * - `REDIS_SESSION_SERVER`, `_SOCK`, `_URL`, `_SENTINELS` or `_CLUSTER` (with any other `REDIS_SESSION_*`
+ *   setting): use Redis as they say (see docs/deployment.md);
+ * - `REDIS_URL`: use Redis at this url; without it (or the above) sessions live in memory;
  * - `SESSION_SECRET`: the cookie signing secret, at least 32 characters.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpServer from "@effect/platform/HttpServer"
+import { SessionStore } from "effect-session-redis"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -25,6 +28,15 @@ const Env = Config.all({
   port: Config.integer("PORT").pipe(Config.withDefault(3000)),
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
   redisUrl: Config.option(Config.nonEmptyString("REDIS_URL")),
+  // Any of these says where Redis is; then every REDIS_SESSION_* setting applies (SessionStore.layerConfig).
+  redisSession: Config.map(
+    Config.all(
+      ["SERVER", "SOCK", "URL", "SENTINELS", "CLUSTER"].map((k) =>
+        Config.option(Config.nonEmptyString(`REDIS_SESSION_${k}`))
+      )
+    ),
+    (found) => Option.firstSomeOf(found)
+  ),
   secret: Config.option(Config.redacted("SESSION_SECRET"))
 })
 
@@ -50,7 +62,9 @@ const Main = Layer.unwrapEffect(Effect.gen(function*() {
         address._tag === "TcpAddress"
           ? `demo listening on http://${env.host === "0.0.0.0" ? "localhost" : env.host}:${address.port}`
           : `demo listening on ${address.path}`,
-        redisUrl === undefined
+        Option.isSome(env.redisSession)
+          ? "sessions: Redis as the REDIS_SESSION_* variables say"
+          : redisUrl === undefined
           ? "sessions: in memory (set REDIS_URL=redis://... to use Redis)"
           : `sessions: Redis at ${redactUrl(redisUrl)}`
       ].join("\n")
@@ -59,7 +73,11 @@ const Main = Layer.unwrapEffect(Effect.gen(function*() {
 
   return HttpServer.serve(app).pipe(
     Layer.merge(announce),
-    Layer.provide(App.storeLayer(redisUrl)),
+    Layer.provide(
+      Option.isSome(env.redisSession)
+        ? SessionStore.layerConfig() as Layer.Layer<SessionStore.SessionStore, unknown>
+        : App.storeLayer(redisUrl)
+    ),
     Layer.provide(NodeHttpServer.layer(createServer, { port: env.port, host: env.host }))
   )
 }))

@@ -70,6 +70,33 @@ const NonNegativeInt = (what: string) =>
   )
 
 /**
+ * TLS settings, for `server`, `url`, `sentinels` and `cluster` (a `rediss://` url turns TLS on by itself).
+ *
+ * - `enabled`: connect with TLS (default true once `tls` is given).
+ * - `ca`: the CA certificate(s) that signed the server's certificate, as PEM text or a path to a PEM
+ *   file; default: Node's bundled CAs.
+ * - `cert`, `key`: a client certificate and its key (PEM text or a path), for servers that require one
+ *   (`tls-auth-clients`); the key is redacted.
+ * - `servername`: the name the server's certificate must carry (SNI), when it differs from the host.
+ * - `rejectUnauthorized`: verify the server's certificate (default true; turn off only for tests).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const TlsSettings = Schema.Struct({
+  enabled: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  ca: Schema.optional(Schema.NonEmptyString),
+  cert: Schema.optional(Schema.NonEmptyString),
+  key: Schema.optional(InternalSchema.RedactedString),
+  servername: Schema.optional(Schema.NonEmptyTrimmedString),
+  rejectUnauthorized: Schema.optionalWith(Schema.Boolean, { default: () => true })
+})
+
+const ServerList = Schema.Array(Server).pipe(
+  Schema.filter((list) => list.length > 0 || "Expected at least one \"host:port\"")
+)
+
+/**
  * The near-cache settings.
  *
  * - `enabled`: keep recently used sessions in memory (default true).
@@ -87,11 +114,21 @@ export const CacheSettings = Schema.Struct({
   maxStaleness: Schema.optionalWith(lifetime("millis"), { default: () => Duration.seconds(1) })
 })
 
+const where = ["server", "sock", "url", "sentinels", "cluster"] as const
+
 /**
- * The settings Schema. Exactly one of `server`, `sock` and `url` says where
- * Redis is; everything else has a default.
+ * The settings Schema. Exactly one of `server`, `sock`, `url`, `sentinels`
+ * and `cluster` says where Redis is; everything else has a default.
  *
  * - `server`: `"host:port"`; `sock`: a unix socket path; `url`: `redis://` or `rediss://` (TLS).
+ * - `sentinels`: `"host:port"` of one or more Redis Sentinels, with `sentinelMaster` (the master group
+ *   name, required) and `sentinelPassword` (if the sentinels require one). The store finds the master
+ *   through them and follows failovers.
+ * - `cluster`: `"host:port"` of one or more Redis Cluster nodes to discover the cluster from.
+ * - `tls`: see {@link TlsSettings}.
+ * - `waitReplicas` (default 0) and `waitTimeout` (default 1 s): a write (create, flush, destroy, touch)
+ *   succeeds only once `WAIT` confirms that many replicas have it; otherwise it fails with
+ *   `RedisConnectionError` reason `"Replication"`.
  * - `password` (a string is wrapped in `Redacted`; never printed, not even in errors), `username` (Redis ACL
  *   user), `database` (default 0; one the server does not have fails the layer when it connects, naming `database`).
  * - `expire`: the sliding session lifetime (default 900 s; a number means seconds, as in Dancer::Session::Redis).
@@ -118,6 +155,13 @@ export const SessionConfig = Schema.Struct({
   server: Schema.optional(Server),
   sock: Schema.optional(Schema.NonEmptyTrimmedString),
   url: Schema.optional(RedisUrl),
+  sentinels: Schema.optional(ServerList),
+  sentinelMaster: Schema.optional(Schema.NonEmptyTrimmedString),
+  sentinelPassword: Schema.optional(Password),
+  cluster: Schema.optional(ServerList),
+  tls: Schema.optional(TlsSettings),
+  waitReplicas: Schema.optionalWith(NonNegativeInt("a number of replicas"), { default: () => 0 }),
+  waitTimeout: Schema.optionalWith(timeout, { default: () => Duration.seconds(1) }),
   username: Schema.optional(Schema.NonEmptyString),
   password: Schema.optional(Password),
   // The server says how many databases it has; it is asked when the store connects.
@@ -133,13 +177,35 @@ export const SessionConfig = Schema.Struct({
   cache: Schema.optionalWith(CacheSettings, { default: () => Schema.decodeSync(CacheSettings)({}) })
 }).pipe(
   Schema.filter((s) => {
-    const given = (["server", "sock", "url"] as const).filter((k) => s[k] !== undefined)
-    return given.length === 1 || {
-      path: [given[1] ?? "server"],
-      message: given.length === 0
-        ? "Expected one of server, sock or url to say where Redis is"
-        : `Expected only one of server, sock or url, got ${given.join(" and ")}`
+    const given = where.filter((k) => s[k] !== undefined)
+    if (given.length !== 1) {
+      return {
+        path: [given[1] ?? "server"],
+        message: given.length === 0
+          ? "Expected one of server, sock, url, sentinels or cluster to say where Redis is"
+          : `Expected only one of server, sock, url, sentinels or cluster, got ${given.join(" and ")}`
+      }
     }
+    if (s.sentinels !== undefined && s.sentinelMaster === undefined) {
+      return { path: ["sentinelMaster"], message: "Expected the master group name that the sentinels monitor" }
+    }
+    if (s.sentinels === undefined) {
+      const stray = (["sentinelMaster", "sentinelPassword"] as const).find((k) => s[k] !== undefined)
+      if (stray !== undefined) return { path: [stray], message: `${stray} is only used with sentinels` }
+    }
+    if (s.cluster !== undefined && s.database !== 0) {
+      return { path: ["database"], message: "Redis Cluster has only database 0" }
+    }
+    if (s.waitReplicas > 0 && Duration.greaterThanOrEqualTo(s.waitTimeout, s.commandTimeout)) {
+      return { path: ["waitTimeout"], message: "Expected a waitTimeout shorter than commandTimeout, which bounds WAIT" }
+    }
+    if (s.sock !== undefined && s.tls?.enabled === true) {
+      return { path: ["tls"], message: "TLS is not used over a unix socket" }
+    }
+    if (s.url?.startsWith("rediss:") === false && s.tls?.enabled === true) {
+      return { path: ["tls"], message: "Expected a rediss:// url with tls (a redis:// url is plain TCP)" }
+    }
+    return true
   })
 )
 
@@ -160,7 +226,7 @@ export type SessionConfig = typeof SessionConfig.Type
 export type Input =
   | Schema.Schema.Encoded<typeof SessionConfig>
   | {
-    readonly [K in keyof Schema.Schema.Encoded<typeof SessionConfig>]: K extends "password"
+    readonly [K in keyof Schema.Schema.Encoded<typeof SessionConfig>]: K extends "password" | "sentinelPassword"
       ? string | Redacted.Redacted<string>
       : Schema.Schema.Encoded<typeof SessionConfig>[K]
   }
@@ -196,7 +262,9 @@ export const decodeSync = (input: unknown): SessionConfig => Either.getOrThrowWi
 
 /**
  * Reads the settings through Effect `Config` under `prefix` (default
- * `REDIS_SESSION`): `REDIS_SESSION_SERVER`, `_SOCK`, `_URL`, `_USERNAME`,
+ * `REDIS_SESSION`): `REDIS_SESSION_SERVER`, `_SOCK`, `_URL`, `_SENTINELS` and `_CLUSTER`
+ * (comma-separated), `_SENTINEL_MASTER`, `_SENTINEL_PASSWORD`, `_TLS_ENABLED`, `_TLS_CA`, `_TLS_CERT`,
+ * `_TLS_KEY`, `_TLS_SERVERNAME`, `_TLS_REJECT_UNAUTHORIZED`, `_WAIT_REPLICAS`, `_WAIT_TIMEOUT`, `_USERNAME`,
  * `_PASSWORD`, `_DATABASE`, `_EXPIRE`, `_ABSOLUTE_EXPIRE`, `_DEBUG`, `_PREFIX`, `_LEGACY_PREFIX`,
  * `_CONNECT_TIMEOUT`, `_COMMAND_TIMEOUT`, `_AUTO_PIPELINING`, `_CACHE_ENABLED`, `_CACHE_CAPACITY`, `_CACHE_TRACKING`,
  * `_CACHE_MAX_STALENESS`. A rejected value fails with a `ConfigError` that

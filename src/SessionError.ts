@@ -31,12 +31,25 @@ export type TypeId = typeof TypeId
  * - `Closed`: the connection was lost or is reconnecting.
  * - `Timeout`: the connect, the command or the socket took longer than its bound.
  * - `Authentication`: the password or user was rejected (WRONGPASS, NOAUTH).
+ * - `Tls`: the TLS handshake failed: the server's certificate is not trusted by `tls.ca` (or the
+ *   system's CAs), its name does not match `tls.servername`, or the server refused our client certificate.
+ * - `Replication`: the write reached the master, but `WAIT` confirmed fewer replicas than
+ *   `waitReplicas` within `waitTimeout`. The write may be visible to readers now and may or may not
+ *   survive a failover; see docs/deployment.md.
  * - `Unknown`: any other transport failure.
  *
  * @since 0.1.0
  * @category errors
  */
-export const ConnectionReason = Schema.Literal("Refused", "Closed", "Timeout", "Authentication", "Unknown")
+export const ConnectionReason = Schema.Literal(
+  "Refused",
+  "Closed",
+  "Timeout",
+  "Authentication",
+  "Tls",
+  "Replication",
+  "Unknown"
+)
 
 /**
  * Why Redis could not be reached or used; see the schema of the same name.

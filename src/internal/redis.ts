@@ -15,6 +15,8 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Redis as IORedis, type RedisOptions } from "ioredis"
+import { readFileSync } from "node:fs"
+import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type { SessionConfig } from "../SessionConfig.js"
 import { type ConnectionReason, RedisCommandError, RedisConnectionError, SessionConfigError } from "../SessionError.js"
 import * as Redact from "./redact.js"
@@ -79,12 +81,14 @@ export interface MakeOptions {
  */
 export const options = (config: SessionConfig, name: string): Options => {
   const commandTimeout = Duration.toMillis(config.commandTimeout)
+  const tls = tlsOptions(config)
   return {
     ...(config.server !== undefined ? { host: config.server.host, port: config.server.port } : {}),
     ...(config.sock !== undefined ? { path: config.sock } : {}),
     ...(config.username !== undefined ? { username: config.username } : {}),
     ...(config.password !== undefined ? { password: Redacted.value(config.password) } : {}),
-    ...(config.url?.startsWith("rediss:") === true ? { tls: {} } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    ...(config.sentinels !== undefined ? sentinelOptions(config, tls) : {}),
     db: config.database,
     connectionName: name,
     lazyConnect: true,
@@ -99,6 +103,58 @@ export const options = (config: SessionConfig, name: string): Options => {
   }
 }
 
+const sentinelOptions = (config: SessionConfig, tls: TlsOptions | undefined): Options => ({
+  sentinels: config.sentinels!.map(({ host, port }) => ({ host, port })),
+  name: config.sentinelMaster!,
+  ...(config.sentinelPassword !== undefined ? { sentinelPassword: Redacted.value(config.sentinelPassword) } : {}),
+  // The sentinels and the data nodes use the same TLS settings.
+  ...(tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
+  sentinelCommandTimeout: Duration.toMillis(config.connectTimeout),
+  sentinelRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+  // Subscribes to +switch-master on the sentinels: a failover is followed at once, not at the next error.
+  failoverDetector: true,
+  // A demoted master answers writes with READONLY until its clients are killed: ask the sentinels again.
+  reconnectOnError: (error) => error.message.startsWith("READONLY") ? 2 : false
+})
+
+/**
+ * A PEM setting: the text itself, or the file that holds it.
+ */
+const pem = (field: string, value: string): string => {
+  if (value.includes("-----BEGIN")) return value
+  try {
+    return readFileSync(value, "utf8")
+  } catch (error) {
+    throw new SessionConfigError({
+      field,
+      detail: `Expected PEM text or a readable PEM file, could not read ${JSON.stringify(value)}: ${
+        (error as NodeJS.ErrnoException).code ?? "error"
+      }`
+    })
+  }
+}
+
+/**
+ * The Node TLS options from the settings, or undefined without TLS. Throws a
+ * `SessionConfigError` naming the field of an unreadable PEM file.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const tlsOptions = (config: SessionConfig): TlsOptions | undefined => {
+  const tls = config.tls
+  const on = tls !== undefined ? tls.enabled : config.url?.startsWith("rediss:") === true
+  if (!on) return undefined
+  if (tls === undefined) return {}
+  return {
+    ...(tls.ca !== undefined ? { ca: pem("tls.ca", tls.ca) } : {}),
+    ...(tls.cert !== undefined ? { cert: pem("tls.cert", tls.cert) } : {}),
+    ...(tls.key !== undefined ? { key: pem("tls.key", Redacted.value(tls.key)) } : {}),
+    ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+    rejectUnauthorized: tls.rejectUnauthorized
+  }
+}
+
 // Works on the sanitized copy (see Redact.error), so it looks at names, not classes.
 const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   if (!(cause instanceof Error)) return undefined
@@ -107,6 +163,11 @@ const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   if (cause.name === "ReplyError") return undefined
   if (cause.name === "MaxRetriesPerRequestError") return "Closed"
   const code = (cause as NodeJS.ErrnoException).code
+  if (
+    typeof code === "string" &&
+    /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|HOSTNAME_MISMATCH)/.test(code)
+  ) return "Tls"
+  if (/certificate|SSL routines|TLS/i.test(message) && !/timed? ?out/i.test(message)) return "Tls"
   if (code === "ECONNREFUSED" || code === "ENOENT") return "Refused"
   if (code === "ETIMEDOUT" || /timed? ?out/i.test(message)) return "Timeout"
   if (/Connection is closed|isn't writeable|ECONNRESET|EPIPE|socket hang up/i.test(message)) return "Closed"
@@ -145,6 +206,7 @@ export const toError = (
  */
 export const secretsOf = (config: SessionConfig): ReadonlyArray<string> => [
   ...(config.password === undefined ? [] : [Redacted.value(config.password)]),
+  ...(config.sentinelPassword === undefined ? [] : [Redacted.value(config.sentinelPassword)]),
   ...Redact.secretsOfUrl(config.url)
 ]
 
@@ -200,10 +262,22 @@ const isSelectFailure = (error: unknown): boolean =>
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptions: MakeOptions = {}) {
+  if (config.cluster !== undefined) {
+    // The setting is decoded and validated, but the per-master tracking it needs is not built yet.
+    return yield* Effect.fail(
+      new SessionConfigError({ field: "cluster", detail: "Redis Cluster is not supported by this version yet" })
+    )
+  }
   const name = makeOptions.name ?? "effect-session-redis"
   const debug = makeDebug(config.debug, name)
   const secrets = secretsOf(config)
-  const redisOptions: Options = { ...options(config, name), ...makeOptions.overrides }
+  const redisOptions: Options = yield* Effect.try({
+    try: () => ({ ...options(config, name), ...makeOptions.overrides }),
+    catch: (error) =>
+      error instanceof SessionConfigError
+        ? error
+        : new SessionConfigError({ field: "tls", detail: error instanceof Error ? error.message : String(error) })
+  })
   const commandBoundMillis = Math.min(Duration.toMillis(config.commandTimeout) + 250, maxTimerMillis)
   const commandBound = Duration.millis(commandBoundMillis)
 

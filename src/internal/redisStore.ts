@@ -11,6 +11,7 @@ import * as SessionCache from "./cache.js"
 import * as Session from "./codec.js"
 import * as LegacyImport from "./legacyImport.js"
 import * as Redis from "./redis.js"
+import * as Replication from "./replication.js"
 import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
 import * as UserIndex from "./userIndex.js"
@@ -49,6 +50,11 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     absolute === undefined || createdAt === undefined ? ttl : Math.min(ttl, createdAt + absolute - now)
   const isOver = (session: Session.Session, now: number) =>
     absolute !== undefined && session.createdAt !== undefined && session.createdAt + absolute <= now
+
+  // With `waitReplicas`, a write is acknowledged only once WAIT confirms that many replicas have it.
+  const waitReplicas = Replication.make(config, connection)
+  const replicated = (method: string, _key: string) => waitReplicas(method)
+
   // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
   const clock = yield* Effect.clock
 
@@ -100,6 +106,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       if (given !== undefined) multi.del(key)
       multi.hset(key, ...fields.flat()).pexpire(key, lifetimeOf(now, now))
     })
+    yield* replicated("SessionStore.create", key).pipe(dropOnError(id))
     // A fresh random id: nobody else can have written it, so what we wrote is what Redis holds.
     // A given id may have been written by others too: only a read may fill the cache then.
     yield* cache.complete(ticket, given === undefined ? session : undefined, now)
@@ -121,6 +128,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       multi.pexpire(key, lifetimeOf(session.createdAt, at)).hmget(key, Session.createdField, Session.versionField)
     }).pipe(dropOnError(session.id))
     const [created, version] = replies[replies.length - 1] as [string | null, string | null]
+    if (method !== "SessionStore.retrieve") yield* replicated(method, key).pipe(dropOnError(session.id))
     const now = yield* Clock.currentTimeMillis
     const outcome = created === null
       ? "Gone" as const
@@ -205,6 +213,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   const destroy: SessionStore["destroy"] = Effect.fnUntraced(function*(id) {
     yield* cache.remove(id)
     yield* run("SessionStore.destroy", "DEL", keyOf(id), (client) => client.del(keyOf(id)))
+    yield* replicated("SessionStore.destroy", keyOf(id))
     // A read that started before the DEL may have been answered after it: drop whatever it installed.
     yield* cache.remove(id)
   }, Tracing.span("SessionStore.destroy"))
@@ -233,6 +242,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       if (user !== null) UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl)
       multi.pexpire(key, lifetimeOf(Number(created), now))
     })
+    yield* replicated("SessionStore.touch", key)
     yield* cache.remove(id)
   }, Tracing.span("SessionStore.touch"))
 
@@ -272,6 +282,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       // A rebind bumps the version too: every cached copy of the session must learn it.
       multi.hincrby(key, Session.versionField, 1).pexpire(key, lifetimeOf(current.createdAt, at))
     }).pipe(dropOnError(session.id))
+    yield* replicated("SessionStore.flush", key).pipe(dropOnError(session.id))
     const now = yield* Clock.currentTimeMillis
     if (replies[first] !== 1) {
       // Destroyed or expired meanwhile: our HSET made a hash without the creation field, which

@@ -123,7 +123,7 @@ export const decoder = <A, I>(schema: Schema.Schema<A, I>, noun: "setting" | "op
           ? `invalid ${noun}s`
           : issue._tag === "Unexpected"
           ? `unknown ${noun} (check its spelling)`
-          : /password|secret/i.test(field)
+          : /password|secret|^tls\.key$/i.test(field)
           // Whatever was given in its place may be the password itself.
           ? "Expected a string or a Redacted string (the value given is not shown)"
           : Redact.text(issue.message, [])
@@ -140,6 +140,18 @@ export const envTable: EnvConfig.Table = {
   server: ["SERVER", "string"],
   sock: ["SOCK", "string"],
   url: ["URL", "string"],
+  sentinels: ["SENTINELS", "list"],
+  sentinelMaster: ["SENTINEL_MASTER", "string"],
+  sentinelPassword: ["SENTINEL_PASSWORD", "redacted"],
+  cluster: ["CLUSTER", "list"],
+  "tls.enabled": ["TLS_ENABLED", "boolean"],
+  "tls.ca": ["TLS_CA", "string"],
+  "tls.cert": ["TLS_CERT", "string"],
+  "tls.key": ["TLS_KEY", "redacted"],
+  "tls.servername": ["TLS_SERVERNAME", "string"],
+  "tls.rejectUnauthorized": ["TLS_REJECT_UNAUTHORIZED", "boolean"],
+  waitReplicas: ["WAIT_REPLICAS", "integer"],
+  waitTimeout: ["WAIT_TIMEOUT", "string"],
   username: ["USERNAME", "string"],
   password: ["PASSWORD", "redacted"],
   database: ["DATABASE", "integer"],

@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { SessionConfig } from "../SessionConfig.js"
-import { RedisCommandError } from "../SessionError.js"
+import { RedisCommandError, RedisConnectionError } from "../SessionError.js"
 import type * as SessionCache from "./cache.js"
 import * as Redis from "./redis.js"
 
@@ -47,17 +47,44 @@ export const start = Effect.fnUntraced(function*(
     Effect.runSync(cache.invalidate(ids))
   })
 
-  // The subscriber's CLIENT ID, known while it stays connected (a subscribed connection can't ask again).
+  // The subscriber's CLIENT ID and its server's run id, known while it stays connected (a subscribed
+  // connection can't ask again).
   let subscriberId: string | undefined = undefined
+  let subscriberServer: string | undefined = undefined
+  // Bumped whenever either connection closes: tracking set up on an earlier generation is gone, and an
+  // `enable` that started before the close must not switch the cache back on.
+  let generation = 0
   let warned = false
   const lock = yield* Effect.makeSemaphore(1)
 
   const enable = Effect.gen(function*() {
+    const started = generation
     yield* cache.reset("Off")
     if (subscriberId === undefined) {
-      const id = yield* subscriber.run("tracking", "CLIENT ID", "", (client) => client.client("ID"))
+      const [id, info] = yield* subscriber.run(
+        "tracking",
+        "CLIENT ID",
+        "",
+        (client) => Promise.all([client.client("ID"), client.info("server")])
+      )
       yield* subscriber.run("tracking", "SUBSCRIBE", channel, (client) => client.subscribe(channel))
       subscriberId = String(id)
+      subscriberServer = runIdOf(info)
+    }
+    // REDIRECT reaches a client id on the same server only, and ids are small integers that repeat
+    // across servers: behind Sentinel the two connections may have resolved different masters in a
+    // failover. Only when both are on the same server is the cache tracked.
+    const dataServer = runIdOf(yield* data.run("tracking", "INFO", "", (client) => client.info("server")))
+    if (dataServer === undefined || dataServer !== subscriberServer) {
+      // Reconnecting the subscriber makes it ask the sentinels again; its `ready` retries.
+      subscriber.client.stream?.destroy()
+      return yield* Effect.fail(
+        new RedisConnectionError({
+          method: "tracking",
+          reason: "Closed",
+          cause: new Error("the invalidation subscriber is on another server than the data connection")
+        })
+      )
     }
     yield* data.run("tracking", "CLIENT TRACKING", "", (client) => client.client("TRACKING", "OFF"))
     yield* data.run(
@@ -66,6 +93,8 @@ export const start = Effect.fnUntraced(function*(
       config.prefix,
       (client) => client.client("TRACKING", "ON", "REDIRECT", subscriberId!, "BCAST", "PREFIX", config.prefix, "NOLOOP")
     )
+    // Either connection closed meanwhile: what we set up may be gone; their `ready` starts over.
+    if (generation !== started) return
     yield* cache.reset("Tracking")
     yield* data.debug("tracking on")
   }).pipe(
@@ -84,12 +113,16 @@ export const start = Effect.fnUntraced(function*(
   )
 
   // Building the layer waits for tracking, so the very first read is already cacheable.
-  yield* enable
+  yield* Effect.retry(enable, Schedule.intersect(Schedule.exponential("50 millis"), Schedule.recurs(5)))
 
-  const onClose = () => Effect.runSync(cache.reset("Off"))
+  const onClose = () => {
+    generation++
+    Effect.runSync(cache.reset("Off"))
+  }
   data.client.on("close", onClose)
   subscriber.client.on("close", () => {
     subscriberId = undefined
+    subscriberServer = undefined
     onClose()
   })
   const onReady = () => {
@@ -101,3 +134,5 @@ export const start = Effect.fnUntraced(function*(
   data.client.on("ready", onReady)
   subscriber.client.on("ready", onReady)
 })
+
+const runIdOf = (info: string): string | undefined => /^run_id:(\w+)/m.exec(info)?.[1]

@@ -1,0 +1,141 @@
+/**
+ * The store behind Redis Sentinel (issue 11): it finds the master through the
+ * sentinels, follows real failovers (SENTINEL FAILOVER, SIGKILL of the
+ * master) without a restart, keeps its near-cache coherent across two
+ * instances, and with `waitReplicas: 1` loses no acknowledged session.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { type SessionConfig, SessionStore } from "../src/index.js"
+import { RedisServer } from "./support/index.js"
+import * as RedisSentinel from "./support/RedisSentinel.js"
+import * as Workload from "./support/Workload.js"
+
+const Store = SessionStore.SessionStore
+type Store = SessionStore.SessionStore
+
+const instance = (settings: SessionConfig.Input) =>
+  Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(Store))
+
+const setField = (store: Store, id: string, value: unknown) =>
+  Effect.flatMap(store.retrieve(id), (found) => {
+    const session = Option.getOrThrow(found)
+    return store.flush({ ...session, data: { ...session.data, v: value } })
+  })
+
+/** Polls until `store` serves `expected` for field `v`. */
+const untilSeen = (store: Store, id: string, expected: unknown) =>
+  RedisServer.eventually(
+    Effect.flatMap(store.retrieve(id), (found) => {
+      const seen = Option.map(found, (s) => s.data.v)
+      return Option.isSome(seen) && seen.value === expected
+        ? Effect.void
+        : Effect.fail(`still serving ${JSON.stringify(seen)}`)
+    }),
+    { timeoutMs: 15_000, intervalMs: 10 }
+  )
+
+/** Polls until a write through `store` succeeds again. */
+const untilWritable = (store: Store) =>
+  RedisServer.eventually(store.create({ probe: true }), { timeoutMs: 20_000, intervalMs: 20 })
+
+/**
+ * Both instances cache `id`; then `v` changes through `a` after the failover:
+ * `b` must come to serve the new value (a cache that believed itself tracked
+ * on the old master would serve the old one forever), and so must `a`.
+ */
+const coherentAfter = (a: Store, b: Store, id: string, value: string) =>
+  Effect.gen(function*() {
+    yield* setField(a, id, value)
+    yield* untilSeen(b, id, value)
+    yield* untilSeen(a, id, value)
+    // And b keeps tracking: one more change is seen too.
+    yield* setField(a, id, `${value}+`)
+    yield* untilSeen(b, id, `${value}+`)
+    expect((yield* b.cacheStats).mode).toBe("Tracking")
+  })
+
+describe("Redis Sentinel", () => {
+  it.scopedLive(
+    "finds the master, follows SENTINEL FAILOVER and a SIGKILLed master, stays coherent, loses no acknowledged session with waitReplicas",
+    () =>
+      Effect.gen(function*() {
+        const deployment = yield* RedisSentinel.scoped
+        const a = yield* instance(deployment.settings({ waitReplicas: 1, waitTimeout: 1000 }))
+        const b = yield* instance(deployment.settings())
+
+        // Coherence across instances on the first master.
+        const session = yield* a.create({ v: "start" })
+        yield* b.retrieve(session.id)
+        yield* coherentAfter(a, b, session.id, "before")
+        expect((yield* a.cacheStats).mode).toBe("Tracking")
+
+        // SENTINEL FAILOVER: the old master stays alive and becomes a replica.
+        const planned = yield* Workload.writer(a, "planned")
+        const plannedStart = Date.now()
+        yield* Effect.promise(() => deployment.failover())
+        yield* untilWritable(b)
+        const plannedB = Date.now()
+        // With one replica, WAIT 1 succeeds again once the sentinels have turned the old master into a replica.
+        yield* Effect.promise(() => deployment.replicated())
+        yield* untilWritable(a)
+        yield* planned.stop
+        yield* Workload.report(
+          `sentinel FAILOVER: waitReplicas=0 writes ok ${
+            plannedB - plannedStart
+          } ms after the command; waitReplicas=1 ok ${
+            Date.now() - plannedStart
+          } ms after (old master resynced as replica); errors (waitReplicas=1) ${JSON.stringify(planned.tally.errors)}`
+        )
+        yield* coherentAfter(a, b, session.id, "after-failover")
+
+        // SIGKILL of the master, with two writers: `a` waits for a replica, `b` does not.
+        const waited = yield* Workload.writer(a, "waited")
+        const unwaited = yield* Workload.writer(b, "unwaited")
+        yield* RedisServer.eventually(
+          Effect.suspend(() => waited.tally.acknowledged.length > 20 ? Effect.void : Effect.fail("warming up"))
+        )
+        const old = yield* Effect.promise(() => deployment.master())
+        const killedAt = Date.now()
+        const promoted = yield* Effect.promise(() => deployment.killMaster())
+        // With one replica, WAIT 1 can succeed again only once the old master is back as a replica.
+        yield* Effect.promise(() => old.restart())
+        yield* untilWritable(b)
+        yield* Effect.promise(() => deployment.replicated())
+        yield* untilWritable(a)
+        yield* RedisServer.eventually(
+          Effect.suspend(() => waited.tally.recoveredAt !== undefined ? Effect.void : Effect.fail("not recovered"))
+        )
+        yield* waited.stop
+        yield* unwaited.stop
+
+        // Count the acknowledged sessions that the promoted master does not have.
+        const raw = promoted.client()
+        const lost = async (ids: ReadonlyArray<string>) => {
+          let missing = 0
+          for (const id of ids) if ((await raw.exists(`session:${id}`)) === 0) missing++
+          return missing
+        }
+        const lostWaited = yield* Effect.promise(() => lost(waited.tally.acknowledged))
+        const lostUnwaited = yield* Effect.promise(() => lost(unwaited.tally.acknowledged))
+        yield* Workload.report(
+          `sentinel kill -9: waitReplicas=1 writes ok again ${
+            (waited.tally.recoveredAt ?? 0) - killedAt
+          } ms after the kill (old master restarted), errors ${
+            JSON.stringify(waited.tally.errors)
+          }, lost ${lostWaited}/${waited.tally.acknowledged.length}; ` +
+            `waitReplicas=0 ok again ${(unwaited.tally.recoveredAt ?? killedAt) - killedAt} ms, errors ${
+              JSON.stringify(unwaited.tally.errors)
+            }, lost ${lostUnwaited}/${unwaited.tally.acknowledged.length}`
+        )
+        expect(waited.tally.acknowledged.length).toBeGreaterThan(20)
+        expect(lostWaited).toBe(0)
+
+        yield* coherentAfter(a, b, session.id, "after-kill")
+      }).pipe(RedisServer.hangGuard(90_000, "sentinel failovers")),
+    { timeout: 120_000 }
+  )
+})

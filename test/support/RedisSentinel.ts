@@ -1,0 +1,160 @@
+/**
+ * A real Sentinel deployment for tests: one master, one replica and three
+ * sentinels (quorum 2, `down-after-milliseconds` 1000), all on free loopback
+ * ports. Failovers are real: `SENTINEL FAILOVER`, or SIGKILL of the master.
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Processes from "./Processes.js"
+import * as RedisServer from "./RedisServer.js"
+
+/** The master group name the sentinels monitor. */
+export const masterName = "esr-master"
+
+/** A running Sentinel deployment. */
+export interface RedisSentinel {
+  /** `"127.0.0.1:PORT"` of each sentinel. */
+  readonly sentinels: ReadonlyArray<string>
+  /** The two data nodes; which one is master changes with failovers. */
+  readonly nodes: ReadonlyArray<RedisServer.RedisServer>
+  /** Settings for SessionStore, merged with `extra`. */
+  readonly settings: <X extends object>(extra?: X) => { sentinels: Array<string>; sentinelMaster: string } & X
+  /** The current master as the sentinels report it. */
+  readonly master: () => Promise<RedisServer.RedisServer>
+  /** `SENTINEL FAILOVER` and waits until the sentinels report the other node as master. */
+  readonly failover: () => Promise<RedisServer.RedisServer>
+  /** Waits until the master has an online replica again (WAIT 1 can succeed). */
+  readonly replicated: () => Promise<void>
+  /** SIGKILLs the master, waits until the sentinels promote the replica, and returns the new master. */
+  readonly killMaster: () => Promise<RedisServer.RedisServer>
+  /** Stops every process. */
+  readonly stop: () => Promise<void>
+}
+
+const sentinelConf = (port: number, dir: string, masterPort: number) =>
+  [
+    `port ${port}`,
+    "bind 127.0.0.1",
+    `dir ${dir}`,
+    `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
+    `sentinel down-after-milliseconds ${masterName} 1000`,
+    `sentinel failover-timeout ${masterName} 4000`,
+    `sentinel parallel-syncs ${masterName} 1`
+  ].join("\n") + "\n"
+
+/** Starts the deployment and waits until every sentinel sees the master and its replica. */
+export const start = async (): Promise<RedisSentinel> => {
+  const nodes: Array<RedisServer.RedisServer> = []
+  const sentinels: Array<{ readonly port: number; readonly proc: Processes.Proc; readonly client: Redis }> = []
+  const dir = mkdtempSync(join(tmpdir(), "esr-sentinel-"))
+  const stop = async () => {
+    for (const s of sentinels) {
+      s.client.disconnect()
+      await s.proc.kill()
+    }
+    await Promise.all(nodes.map((n) => n.stop()))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    const master = await RedisServer.start()
+    nodes.push(master)
+    nodes.push(await RedisServer.start({ args: ["--replicaof", "127.0.0.1", String(master.port)] }))
+    const probe = master.client()
+    await Processes.until(
+      "the replica to be in sync",
+      async () => /slave0:.*state=online/.test(await probe.info("replication"))
+    )
+    for (let i = 0; i < 3; i++) {
+      const port = await Processes.freePort()
+      const conf = join(dir, `sentinel-${i}.conf`)
+      writeFileSync(conf, sentinelConf(port, dir, master.port))
+      const proc = Processes.launch("redis-server", [conf, "--sentinel"])
+      const client = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 1 })
+      client.on("error", () => {})
+      sentinels.push({ port, proc, client })
+    }
+    await Promise.all(sentinels.map((s) =>
+      Processes.until("a sentinel that knows the replica", async () => {
+        const replicas = await s.client.call("SENTINEL", "REPLICAS", masterName) as Array<Array<string>>
+        const others = await s.client.call("SENTINEL", "SENTINELS", masterName) as Array<unknown>
+        const flags = (r: Array<string>) => r[r.indexOf("flags") + 1] ?? ""
+        return replicas.some((r) => flags(r) === "slave") && others.length === 2
+      })
+    ))
+  } catch (error) {
+    await stop()
+    throw error
+  }
+
+  const masterPort = async () => {
+    const [, port] = await sentinels[0]!.client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName) as [
+      string,
+      string
+    ]
+    return Number(port)
+  }
+  const byPort = (port: number) => nodes.find((n) => n.port === port)!
+  const master = async () => byPort(await masterPort())
+
+  // The new master is promoted, every sentinel agrees, and the old one (if alive) replicates from it.
+  const promoted = async (from: number) => {
+    await Promise.all(sentinels.map((s) =>
+      Processes.until("the sentinels to agree on a new master", async () => {
+        const [, port] = await s.client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName) as [string, string]
+        return Number(port) !== from
+      })
+    ))
+    const next = await master()
+    const probe = next.client()
+    await Processes.until("the new master to take writes", async () => {
+      const role = await probe.role() as [string]
+      return role[0] === "master"
+    })
+    return next
+  }
+
+  return {
+    sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`),
+    nodes,
+    settings: <X extends object>(extra: X = {} as X) => ({
+      sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`),
+      sentinelMaster: masterName,
+      ...extra
+    }),
+    master,
+    replicated: async () => {
+      const probe = (await master()).client()
+      await Processes.until(
+        "the master to have an online replica",
+        async () => /slave0:.*state=online/.test(await probe.info("replication")),
+        40_000
+      )
+    },
+    failover: async () => {
+      const from = await masterPort()
+      // The replica must be in sync for a manual failover to be accepted.
+      await Processes.until("the sentinel to accept SENTINEL FAILOVER", async () => {
+        await sentinels[0]!.client.call("SENTINEL", "FAILOVER", masterName)
+        return true
+      })
+      return promoted(from)
+    },
+    killMaster: async () => {
+      const from = await masterPort()
+      await byPort(from).kill()
+      const next = await promoted(from)
+      return next
+    },
+    stop
+  }
+}
+
+/** A deployment for the life of a scope. */
+export const scoped: Effect.Effect<RedisSentinel, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.promise(start),
+  (deployment) => Effect.promise(() => deployment.stop())
+)
