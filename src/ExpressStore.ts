@@ -7,7 +7,6 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import session from "express-session"
@@ -176,10 +175,9 @@ export class ExpressStore extends session.Store {
    */
   private flushDelta(read: Session.Session, data: Record_): Promise<Session.Session> {
     const candidate: Session.Session = { ...read, data }
-    return Either.match(Session.encodeDelta(candidate), {
-      onLeft: (error) => Promise.reject(error),
-      onRight: (delta) => run(this.store.flush(candidate)).then(() => Session.make(read.id, read.createdAt, delta.next))
-    })
+    // A second save in the same request is rare: it is written against what the store holds then
+    // (a session without a snapshot), so this one need not compute its own next snapshot.
+    return run(this.store.flush(candidate)).then((): Session.Session => ({ ...candidate, snapshot: undefined }))
   }
 }
 
