@@ -176,6 +176,33 @@ describe("near-cache coherence across instances", () => {
       }).pipe(guard(45_000, `CLIENT KILL ${victim}`)))
   }
 
+  it.scopedLive("a storm of CLIENT KILLs of the subscriber never leaves the cache believing tracking is refused", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const raw = server.client()
+      const a = yield* instance(server.settings())
+      const b = yield* instance(server.settings())
+      const created = yield* a.create({ v: 0 })
+      // Kill the subscribers while they reconnect and re-enable tracking: some kills land between a
+      // subscriber's SUBSCRIBE and the data connection's CLIENT TRACKING ... REDIRECT <its id>.
+      for (let i = 0; i < 40; i++) {
+        yield* promise(() => raw.call("CLIENT", "KILL", "TYPE", "pubsub"))
+        yield* Effect.sleep(`${i % 5} millis`)
+      }
+      // The redirect target being gone is not a refusal of tracking: the cache comes back to Tracking
+      // (never the Staleness fallback), and serves the other instance's write.
+      yield* RedisServer.eventually(
+        Effect.flatMap(
+          a.cacheStats,
+          (stats) => stats.mode === "Tracking" ? Effect.void : Effect.fail(`mode ${stats.mode}`)
+        ),
+        { timeoutMs: 15_000, intervalMs: 20 }
+      )
+      yield* a.retrieve(created.id)
+      yield* setField(b, created.id, "v", 1)
+      yield* untilSeen(a, created.id, "v", Option.some(1))
+    }).pipe(guard(45_000, "CLIENT KILL storm")))
+
   it.scopedLive("stress: once B's last write is acknowledged and announced, A never serves an older version", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.scoped()

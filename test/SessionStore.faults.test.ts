@@ -278,6 +278,35 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       expect(Option.getOrThrow(found).data).toEqual({ a: 1 })
     }).pipe(guard(30_000, "calls against a hung server")))
 
+  it.scopedLive("a write that timed out against a hung server is never sent again after the reconnect", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings({ ...fast, cache: { enabled: false } }))
+      const created = yield* store.create({ n: 0 })
+      const read = Option.getOrThrow(yield* store.retrieve(created.id))
+      server.freeze()
+      // The MULTI reaches the frozen server's socket; the caller is told it failed.
+      const error = yield* Effect.flip(store.flush({ ...read, data: { n: 1 } })).pipe(
+        Effect.ensuring(Effect.sync(() => server.thaw()))
+      )
+      expect(error._tag).toBe("RedisConnectionError")
+      yield* untilSucceeds(store.ping)
+      // What the server had received runs once, when it resumes. Had the client sent the
+      // unanswered MULTI again on its new connection, a later write could be overwritten by it:
+      // the version would then have been bumped twice.
+      const raw = server.client()
+      yield* RedisServer.eventually(
+        Effect.flatMap(
+          promise(() => raw.hget(`session:${created.id}`, "$v")),
+          (v) => v === "1" ? Effect.void : Effect.fail(`version ${v}`)
+        ),
+        { timeoutMs: 5_000, intervalMs: 20 }
+      )
+      const again = yield* store.retrieve(created.id)
+      expect(Option.getOrThrow(again).data).toEqual({ n: 1 })
+      expect(yield* promise(() => raw.hget(`session:${created.id}`, "$v"))).toBe("1")
+    }).pipe(guard(30_000, "no resend of a timed-out write")))
+
   it.scopedLive("building the layer against a hung server fails with RedisConnectionError within connectTimeout", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.scoped()

@@ -97,6 +97,10 @@ export const options = (config: SessionConfig, name: string): Options => {
     // A server that accepts but never answers is caught here; connectTimeout covers only the TCP connect.
     socketTimeout: Math.min(commandTimeout * 2, maxTimerMillis),
     maxRetriesPerRequest: 1,
+    // ioredis sends commands that were unanswered when a connection dropped again on the next one. By
+    // then their callers have been told they failed, and a session write replayed late would overwrite
+    // newer ones (a lost update). What the server received before the drop may still run; nothing more.
+    autoResendUnfulfilledCommands: false,
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
     enableAutoPipelining: config.autoPipelining,
     keepAlive: 10_000

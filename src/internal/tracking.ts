@@ -92,6 +92,17 @@ export const start = Effect.fnUntraced(function*(
       "CLIENT TRACKING",
       config.prefix,
       (client) => client.client("TRACKING", "ON", "REDIRECT", subscriberId!, "BCAST", "PREFIX", config.prefix, "NOLOOP")
+    ).pipe(
+      // The subscriber went away between its SUBSCRIBE and here (a CLIENT KILL, say): not a refusal
+      // of tracking, only a stale id. Its close and ready start over; until then the cache stays Off.
+      Effect.catchIf(
+        (error) => error instanceof RedisCommandError && /redirect to does not exist/i.test(error.message),
+        (error) => {
+          subscriberId = undefined
+          subscriberServer = undefined
+          return Effect.fail(new RedisConnectionError({ method: "tracking", reason: "Closed", cause: error }))
+        }
+      )
     )
     // Either connection closed meanwhile: what we set up may be gone; their `ready` starts over.
     if (generation !== started) return
