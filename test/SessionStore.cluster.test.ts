@@ -10,11 +10,14 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { type SessionConfig, SessionStore } from "../src/index.js"
+import * as ClusterTracking from "../src/internal/clusterTracking.js"
 import { RedisServer } from "./support/index.js"
 import * as RedisCluster from "./support/RedisCluster.js"
+import * as Workload from "./support/Workload.js"
 
 const Store = SessionStore.SessionStore
 type Store = SessionStore.SessionStore
@@ -53,6 +56,59 @@ const spread = (store: Store, cluster: RedisCluster.RedisCluster, perMaster: num
     return byMaster
   })
 
+/** What an updater saw: failures by tag and reason, and when writes failed and came back. */
+interface Tally {
+  ok: number
+  readonly errors: Record<string, number>
+  firstFailure: number | undefined
+  recoveredAt: number | undefined
+}
+
+/** Keeps updating `ids` (round robin) through `store`, counting outcomes; interrupted by the caller. */
+const updater = (store: Store, ids: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const tally: Tally = { ok: 0, errors: {}, firstFailure: undefined, recoveredAt: undefined }
+    let n = 0
+    const loop = Effect.forever(
+      Effect.matchEffect(Effect.suspend(() => setField(store, ids[n % ids.length]!, `u${n++}`)), {
+        onSuccess: () =>
+          Effect.sync(() => {
+            tally.ok++
+            if (tally.firstFailure !== undefined && tally.recoveredAt === undefined) tally.recoveredAt = Date.now()
+          }),
+        onFailure: (error) =>
+          Effect.sync(() => {
+            const name = "reason" in error ? `${error._tag}(${error.reason})` : error._tag
+            tally.errors[name] = (tally.errors[name] ?? 0) + 1
+            tally.firstFailure ??= Date.now()
+          }).pipe(Effect.zipRight(Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))))
+      })
+    )
+    const fiber = yield* Effect.fork(loop)
+    return { tally, stop: Fiber.interrupt(fiber) }
+  })
+
+/**
+ * After a failover: a write acknowledged through `a` is served by `b` (whose copy was cached before),
+ * and the other way round; and both keep serving it.
+ */
+const coherentAfter = (a: Store, b: Store, ids: ReadonlyArray<string>, value: string) =>
+  Effect.gen(function*() {
+    for (const id of ids) yield* b.retrieve(id)
+    for (const id of ids) yield* setField(a, id, `${value}:a`)
+    for (const id of ids) yield* untilSeen(b, id, `${value}:a`)
+    for (const id of ids) yield* setField(b, id, `${value}:b`)
+    for (const id of ids) yield* untilSeen(a, id, `${value}:b`)
+    for (const id of ids) {
+      expect(Option.getOrThrow(yield* a.retrieve(id)).data.v).toBe(`${value}:b`)
+      expect(Option.getOrThrow(yield* b.retrieve(id)).data.v).toBe(`${value}:b`)
+    }
+  })
+
+/** Fails unless every error seen is a typed connection error. */
+const onlyConnectionErrors = (tally: Tally) =>
+  expect(Object.keys(tally.errors).every((name) => name.startsWith("RedisConnectionError("))).toBe(true)
+
 describe("Redis Cluster", () => {
   it.scopedLive(
     "serves every slot, stays coherent on every master, and survives failovers",
@@ -62,6 +118,12 @@ describe("Redis Cluster", () => {
         const a = yield* instance(cluster.settings({ commandTimeout: "1 second" }))
         const b = yield* instance(cluster.settings({ commandTimeout: "1 second" }))
         expect((yield* a.cacheStats).mode).toBe("Tracking")
+
+        // The store computes slots as the cluster does, hash tags included.
+        const probe = cluster.nodes[0]!.client()
+        for (const key of ["session:abc", "session:user:{ada}", "x{}y", "{a}{b}", "ü{ß}", "session:"]) {
+          expect(ClusterTracking.slotOf(key)).toBe(yield* Effect.promise(() => probe.call("CLUSTER", "KEYSLOT", key)))
+        }
 
         // Every operation, on sessions of every master.
         const byMaster = yield* spread(a, cluster, 2)
@@ -98,10 +160,100 @@ describe("Redis Cluster", () => {
           )
         )
 
+        // Cache hit ratio with two instances, read-mostly: each request reads its session through one of
+        // the instances, and one in ten changes it.
+        const workload = ids.slice(1)
+        const start = [yield* a.cacheStats, yield* b.cacheStats]
+        // A fixed pseudo-random sequence (an LCG): which instance, which session, read or write.
+        let seed = 42
+        const next = (n: number) => Math.floor((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 16) % n
+        for (let i = 0; i < 2000; i++) {
+          const store = next(2) === 0 ? a : b
+          const id = workload[next(workload.length)]!
+          if (next(10) === 0) yield* setField(store, id, i)
+          else yield* store.retrieve(id)
+          // Requests are apart in time, as in an app: pending invalidations get read in between.
+          yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+        }
+        const end = [yield* a.cacheStats, yield* b.cacheStats]
+        const hits = end[0]!.hits - start[0]!.hits + end[1]!.hits - start[1]!.hits
+        const misses = end[0]!.misses - start[0]!.misses + end[1]!.misses - start[1]!.misses
+        yield* Workload.report(
+          `cluster cache: ${workload.length} sessions, 2 instances, 2000 requests (1 in 10 writes): ` +
+            `hit ratio ${(hits / (hits + misses)).toFixed(3)} (${hits} hits, ${misses} misses)`
+        )
+        expect(hits).toBeGreaterThan(misses)
+
         // store.redis lends a single-server client: refused, typed, on a Cluster.
         const lent = yield* Effect.either(a.redis((client) => client.ping()))
         expect(Either.isLeft(lent) && lent.left._tag).toBe("RedisCommandError")
       }),
+    60_000
+  )
+
+  it.scopedLive(
+    "a failover fails only that master's sessions, typed and bounded, then they recover",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* RedisCluster.scoped
+        const a = yield* instance(cluster.settings({ commandTimeout: "1 second" }))
+        const b = yield* instance(cluster.settings({ commandTimeout: "1 second" }))
+        const byMaster = yield* spread(a, cluster, 2)
+        const ids = [...byMaster.values()].flat()
+        for (const id of ids) yield* b.retrieve(id)
+
+        for (const kind of ["CLUSTER FAILOVER", "kill -9"] as const) {
+          const target = yield* Effect.promise(() => cluster.masterOf(`session:${byMaster.values().next().value![0]}`))
+          const affected = ids.filter((id) => byMaster.get(target.port)?.includes(id))
+          const others = ids.filter((id) => !affected.includes(id))
+          const hit = yield* updater(a, affected)
+          const rest = yield* updater(b, others)
+          yield* RedisServer.eventually(
+            Effect.suspend(() => hit.tally.ok > 10 && rest.tally.ok > 10 ? Effect.void : Effect.fail("warming up"))
+          )
+          const started = Date.now()
+          const promoted = yield* Effect.promise(() =>
+            kind === "kill -9" ? cluster.killMaster(target) : cluster.failover(target)
+          )
+          const settled = Date.now()
+          // The other masters' entries survived the failover in b's cache (it wrote them last): all hits.
+          const hitsBefore = (yield* b.cacheStats).hits
+          yield* rest.stop
+          for (const id of others) yield* b.retrieve(id)
+          expect((yield* b.cacheStats).hits - hitsBefore).toBe(others.length)
+          const before = hit.tally.ok
+          yield* RedisServer.eventually(
+            Effect.suspend(() => hit.tally.ok > before + 5 ? Effect.void : Effect.fail("not recovered"))
+          )
+          const okAgain = Date.now()
+          yield* hit.stop
+          yield* Workload.report(
+            `cluster ${kind}: cluster settled ${settled - started} ms after the command; ` +
+              `writes to its sessions ok again ${okAgain - started} ms after it ` +
+              `(first failure ${
+                hit.tally.firstFailure === undefined ? "none" : hit.tally.firstFailure - started
+              } ms, ` +
+              `recovered ${hit.tally.recoveredAt === undefined ? "-" : hit.tally.recoveredAt - started} ms), ` +
+              `errors ${JSON.stringify(hit.tally.errors)}; other masters: ${rest.tally.ok} ok, errors ${
+                JSON.stringify(rest.tally.errors)
+              }`
+          )
+          onlyConnectionErrors(hit.tally)
+          expect(rest.tally.errors).toEqual({})
+          // The sessions moved to the promoted replica, and both instances are coherent on it.
+          for (const id of affected) {
+            expect((yield* Effect.promise(() => cluster.masterOf(`session:${id}`))).port).toBe(promoted.port)
+          }
+          yield* coherentAfter(a, b, ids, kind)
+          expect((yield* a.cacheStats).mode).toBe("Tracking")
+          expect((yield* b.cacheStats).mode).toBe("Tracking")
+          // The first masters' sessions rotate: the next round fails over another master.
+          const [first, ...more] = byMaster.entries()
+          byMaster.delete(first![0])
+          byMaster.set(promoted.port, first![1])
+          void more
+        }
+      }).pipe(RedisServer.hangGuard(50_000, "cluster failovers")),
     60_000
   )
 })

@@ -28,7 +28,9 @@ export interface RedisCluster {
   readonly stop: () => Promise<void>
 }
 
-const alive = (node: RedisServer.RedisServer) => node.pid() !== undefined
+// Nodes this harness killed (a killed RedisServer still reports its old pid).
+const killed = new WeakSet<RedisServer.RedisServer>()
+const alive = (node: RedisServer.RedisServer) => !killed.has(node)
 
 // One inspection client per node (closed by the node's stop), not one per poll.
 const probes = new WeakMap<RedisServer.RedisServer, Redis>()
@@ -138,6 +140,7 @@ export const start = async (): Promise<RedisCluster> => {
     killMaster: async (master) => {
       const slot = await firstSlotOf(master)
       const replica = byPort((await replicaPort(master))!)!
+      killed.add(master)
       await master.kill()
       await settled(slot, replica.port)
       return replica
