@@ -256,4 +256,16 @@ describe("Redis Cluster", () => {
       }).pipe(RedisServer.hangGuard(50_000, "cluster failovers")),
     60_000
   )
+
+  it.scopedLive("refuses what a Cluster cannot do, naming the field; an unreachable cluster fails typed", () =>
+    Effect.gen(function*() {
+      const build = (settings: SessionConfig.Input) => Effect.flip(Layer.build(SessionStore.layer(settings)))
+      const seeds = ["127.0.0.1:1"]
+      const legacy = yield* build({ cluster: seeds, legacyPrefix: "sess:" })
+      expect(legacy._tag === "SessionConfigError" && legacy.field).toBe("legacyPrefix")
+      const waited = yield* build({ cluster: seeds, waitReplicas: 1, waitTimeout: "100 millis" })
+      expect(waited._tag === "SessionConfigError" && waited.field).toBe("waitReplicas")
+      const down = yield* build({ cluster: seeds, connectTimeout: "300 millis" })
+      expect(down._tag).toBe("RedisConnectionError")
+    }).pipe(RedisServer.hangGuard(10_000, "an unreachable cluster")))
 })

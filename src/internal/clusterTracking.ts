@@ -24,6 +24,8 @@ import * as Redis from "./redis.js"
 import * as RedisCluster from "./redisCluster.js"
 
 const channel = "__redis__:invalidate"
+// Replies that mean CLIENT TRACKING is not available at all (ACL, renamed or unknown command): no retry helps.
+const refused = /^(NOPERM|ERR unknown command|ERR unknown subcommand|ERR Unknown subcommand|ERR syntax)/i
 const slots = 16384
 
 const crcTable = (() => {
@@ -157,15 +159,19 @@ export const start = Effect.fnUntraced(function*(
     if (config.debug) Effect.runFork(data.debug(`tracking on ${tracker.key}`))
   }
 
-  const enable = (tracker: Tracker) => {
+  const enable = (tracker: Tracker, attempt = 0) => {
     tracker.queue = tracker.queue.then(() => setup(tracker)).catch((error: unknown) => {
-      if (
-        error instanceof Error && error.name === "ReplyError" &&
-        !/^(LOADING|MASTERDOWN|CLUSTERDOWN)/.test(error.message)
-      ) {
+      if (error instanceof Error && error.name === "ReplyError" && refused.test(error.message)) {
         startFallback(error)
+        return
       }
-      // Otherwise a connection is down: its `ready` tries again.
+      // A connection dropped (its `ready` starts over), or a transient refusal (LOADING, a subscriber
+      // that reconnected under another id): try again soon, while the tracker is still wanted.
+      if (stopped || fallback || tracker.removed) return
+      const timer = setTimeout(() => {
+        if (!tracker.tracked && !tracker.removed) enable(tracker, attempt + 1)
+      }, Math.min(50 * 2 ** attempt, 1000))
+      timer.unref()
     })
   }
 
