@@ -14,7 +14,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { type SessionConfig, SessionStore } from "../src/index.js"
-import * as ClusterTracking from "../src/internal/clusterTracking.js"
+import * as Slots from "../src/internal/slots.js"
 import { RedisServer } from "./support/index.js"
 import * as RedisCluster from "./support/RedisCluster.js"
 import * as Workload from "./support/Workload.js"
@@ -106,7 +106,7 @@ const coherentAfter = (a: Store, b: Store, ids: ReadonlyArray<string>, value: st
   })
 
 /** Fails unless every error seen is a typed connection error. */
-const onlyConnectionErrors = (tally: Tally) =>
+const onlyConnectionErrors = (tally: { readonly errors: Readonly<Record<string, number>> }) =>
   expect(Object.keys(tally.errors).every((name) => name.startsWith("RedisConnectionError("))).toBe(true)
 
 describe("Redis Cluster", () => {
@@ -122,7 +122,7 @@ describe("Redis Cluster", () => {
         // The store computes slots as the cluster does, hash tags included.
         const probe = cluster.nodes[0]!.client()
         for (const key of ["session:abc", "session:user:{ada}", "x{}y", "{a}{b}", "ü{ß}", "session:"]) {
-          expect(ClusterTracking.slotOf(key)).toBe(yield* Effect.promise(() => probe.call("CLUSTER", "KEYSLOT", key)))
+          expect(Slots.slotOf(key)).toBe(yield* Effect.promise(() => probe.call("CLUSTER", "KEYSLOT", key)))
         }
 
         // Every operation, on sessions of every master.
@@ -198,6 +198,10 @@ describe("Redis Cluster", () => {
         const cluster = yield* RedisCluster.scoped
         const a = yield* instance(cluster.settings({ commandTimeout: "1 second" }))
         const b = yield* instance(cluster.settings({ commandTimeout: "1 second" }))
+        // Acknowledges a write only once its master's replica has it.
+        const w = yield* instance(
+          cluster.settings({ commandTimeout: "1 second", waitReplicas: 1, waitTimeout: "500 millis" })
+        )
         const byMaster = yield* spread(a, cluster, 2)
         const ids = [...byMaster.values()].flat()
         for (const id of ids) yield* b.retrieve(id)
@@ -208,14 +212,43 @@ describe("Redis Cluster", () => {
           const others = ids.filter((id) => !affected.includes(id))
           const hit = yield* updater(a, affected)
           const rest = yield* updater(b, others)
+          // New sessions on every master, acknowledged with and without a replica's confirmation.
+          const waited = yield* Workload.writer(w, "waited")
+          const unwaited = yield* Workload.writer(b, "unwaited")
           yield* RedisServer.eventually(
-            Effect.suspend(() => hit.tally.ok > 10 && rest.tally.ok > 10 ? Effect.void : Effect.fail("warming up"))
+            Effect.suspend(() =>
+              hit.tally.ok > 10 && rest.tally.ok > 10 && waited.tally.acknowledged.length > 20
+                ? Effect.void
+                : Effect.fail("warming up")
+            )
           )
           const started = Date.now()
           const promoted = yield* Effect.promise(() =>
             kind === "kill -9" ? cluster.killMaster(target) : cluster.failover(target)
           )
           const settled = Date.now()
+          yield* waited.stop
+          yield* unwaited.stop
+          // Every acknowledged session of the failed-over master must be on the promoted one.
+          const lost = (acknowledged: ReadonlyArray<string>) =>
+            Effect.promise(async () => {
+              let missing = 0
+              const probe = promoted.client()
+              for (const id of acknowledged) {
+                const owner = await cluster.masterOf(`session:${id}`)
+                if (owner.port === promoted.port && (await probe.exists(`session:${id}`)) === 0) missing++
+              }
+              return missing
+            })
+          const lostWaited = yield* lost(waited.tally.acknowledged)
+          const lostUnwaited = yield* lost(unwaited.tally.acknowledged)
+          yield* Workload.report(
+            `cluster ${kind}: acknowledged sessions lost: waitReplicas=1 ${lostWaited}/${waited.tally.acknowledged.length} ` +
+              `(errors ${
+                JSON.stringify(waited.tally.errors)
+              }), waitReplicas=0 ${lostUnwaited}/${unwaited.tally.acknowledged.length}`
+          )
+          expect(lostWaited).toBe(0)
           // The other masters' entries survived the failover in b's cache (it wrote them last): all hits.
           const hitsBefore = (yield* b.cacheStats).hits
           yield* rest.stop
@@ -239,6 +272,11 @@ describe("Redis Cluster", () => {
               }`
           )
           onlyConnectionErrors(hit.tally)
+          onlyConnectionErrors(waited.tally)
+          // With one replica per master, WAIT 1 succeeds again on that master only once the killed node is
+          // back as the replica of the promoted one.
+          if (kind === "kill -9") yield* Effect.promise(() => cluster.restart(target, promoted))
+          yield* RedisServer.eventually(w.create({ probe: true }), { timeoutMs: 20_000 })
           expect(rest.tally.errors).toEqual({})
           // The sessions moved to the promoted replica, and both instances are coherent on it.
           for (const id of affected) {
@@ -263,8 +301,6 @@ describe("Redis Cluster", () => {
       const seeds = ["127.0.0.1:1"]
       const legacy = yield* build({ cluster: seeds, legacyPrefix: "sess:" })
       expect(legacy._tag === "SessionConfigError" && legacy.field).toBe("legacyPrefix")
-      const waited = yield* build({ cluster: seeds, waitReplicas: 1, waitTimeout: "100 millis" })
-      expect(waited._tag === "SessionConfigError" && waited.field).toBe("waitReplicas")
       const down = yield* build({ cluster: seeds, connectTimeout: "300 millis" })
       expect(down._tag).toBe("RedisConnectionError")
     }).pipe(RedisServer.hangGuard(10_000, "an unreachable cluster")))

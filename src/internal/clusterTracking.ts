@@ -22,42 +22,12 @@ import type { SessionConfig } from "../SessionConfig.js"
 import type * as SessionCache from "./cache.js"
 import * as Redis from "./redis.js"
 import * as RedisCluster from "./redisCluster.js"
+import * as Slots from "./slots.js"
 
 const channel = "__redis__:invalidate"
 // Replies that mean CLIENT TRACKING is not available at all (ACL, renamed or unknown command): no retry helps.
 const refused = /^(NOPERM|ERR unknown command|ERR unknown subcommand|ERR Unknown subcommand|ERR syntax)/i
-const slots = 16384
-
-const crcTable = (() => {
-  const table = new Uint16Array(256)
-  for (let i = 0; i < 256; i++) {
-    let crc = i << 8
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1
-    table[i] = crc & 0xffff
-  }
-  return table
-})()
-
-const encoder = new TextEncoder()
-
-/**
- * The Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the part between
- * the first `{` and the next `}`, when not empty) or of the whole key, modulo
- * 16384.
- *
- * @internal
- */
-export const slotOf = (key: string): number => {
-  const open = key.indexOf("{")
-  let hashed = key
-  if (open >= 0) {
-    const close = key.indexOf("}", open + 1)
-    if (close > open + 1) hashed = key.slice(open + 1, close)
-  }
-  let crc = 0
-  for (const byte of encoder.encode(hashed)) crc = ((crc << 8) & 0xffff) ^ crcTable[((crc >> 8) ^ byte) & 0xff]!
-  return crc % slots
-}
+const slots = Slots.count
 
 interface Tracker {
   readonly node: IORedis
@@ -74,8 +44,6 @@ interface Tracker {
   /** Setups run one at a time. */
   queue: Promise<void>
 }
-
-const keyOfNode = (node: IORedis): string => `${node.options.host ?? "127.0.0.1"}:${node.options.port ?? 6379}`
 
 /**
  * Starts per-master tracking for the store's Cluster connection, and waits
@@ -187,7 +155,7 @@ export const start = Effect.fnUntraced(function*(
     })
     const tracker: Tracker = {
       node,
-      key: keyOfNode(node),
+      key: Slots.keyOfNode(node),
       subscriber,
       tracked: false,
       generation: 0,

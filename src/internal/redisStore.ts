@@ -13,6 +13,7 @@ import * as Session from "./codec.js"
 import * as LegacyImport from "./legacyImport.js"
 import * as Redis from "./redis.js"
 import * as Replication from "./replication.js"
+import * as Slots from "./slots.js"
 import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
 import * as UserIndex from "./userIndex.js"
@@ -39,12 +40,6 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       new SessionConfigError({ field: "legacyPrefix", detail: "Expected no legacyPrefix with cluster" })
     )
   }
-  if (clustered && config.waitReplicas > 0) {
-    // WAIT counts the replicas of the connection it is sent on: per master on a Cluster, not built yet.
-    return yield* Effect.fail(
-      new SessionConfigError({ field: "waitReplicas", detail: "Expected waitReplicas 0 with cluster" })
-    )
-  }
   const connection = yield* Redis.make(config)
   const { run } = connection
   const ttl = Duration.toMillis(config.expire)
@@ -56,7 +51,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     ttl,
     maxStaleness: Duration.toMillis(config.cache.maxStaleness),
     // On a Cluster each slot is tracked through its master: losing one master drops only its slots.
-    ...(clustered ? { partitionOf: (id: string) => ClusterTracking.slotOf(config.prefix + id) } : {})
+    ...(clustered ? { partitionOf: (id: string) => Slots.slotOf(config.prefix + id) } : {})
   })
   if (config.cache.enabled && config.cache.capacity > 0) {
     yield* (clustered ? ClusterTracking.start(config, connection, cache) : Tracking.start(config, connection, cache))
@@ -75,7 +70,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   // With `waitReplicas`, a write is acknowledged only once WAIT confirms that many replicas have it.
   const waitReplicas = Replication.make(config, connection)
-  const replicated = (method: string, _key: string) => waitReplicas(method)
+  const replicated = (method: string, key: string) => waitReplicas(method, key)
 
   // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
   const clock = yield* Effect.clock

@@ -24,6 +24,8 @@ export interface RedisCluster {
   readonly failover: (master: RedisServer.RedisServer) => Promise<RedisServer.RedisServer>
   /** SIGKILLs `master`, waits until its replica serves the slots, and returns the replica. */
   readonly killMaster: (master: RedisServer.RedisServer) => Promise<RedisServer.RedisServer>
+  /** Restarts a killed node and waits until it is back in the cluster as the online replica of `master`. */
+  readonly restart: (node: RedisServer.RedisServer, master: RedisServer.RedisServer) => Promise<void>
   /** Stops every node. */
   readonly stop: () => Promise<void>
 }
@@ -144,6 +146,15 @@ export const start = async (): Promise<RedisCluster> => {
       await master.kill()
       await settled(slot, replica.port)
       return replica
+    },
+    restart: async (node, master) => {
+      await node.restart()
+      killed.delete(node)
+      await Processes.until(
+        "the restarted node to be an online replica",
+        async () => await replicaPort(master) === node.port,
+        30_000
+      )
     },
     stop
   }
