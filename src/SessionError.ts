@@ -36,6 +36,8 @@ export type TypeId = typeof TypeId
  * - `Replication`: the write reached the master, but `WAIT` confirmed fewer replicas than
  *   `waitReplicas` within `waitTimeout`. The write may be visible to readers now and may or may not
  *   survive a failover; see docs/deployment.md.
+ * - `Cluster`: Redis Cluster cannot serve the key now: the slot has no reachable master
+ *   (CLUSTERDOWN, a failover under way) or the slot map could not be refreshed from any node.
  * - `Unknown`: any other transport failure.
  *
  * @since 0.1.0
@@ -48,6 +50,7 @@ export const ConnectionReason = Schema.Literal(
   "Authentication",
   "Tls",
   "Replication",
+  "Cluster",
   "Unknown"
 )
 

@@ -76,7 +76,8 @@ export interface SessionStore {
    * Runs `f` with the store's ioredis client, for what this library does not
    * do itself, as the seed's `redis` method allowed. The call is bounded by
    * `commandTimeout`, and its failures are typed and free of secrets. Fails
-   * with `RedisCommandError` on the in-memory backend, which has no Redis.
+   * with `RedisCommandError` on the in-memory backend, which has no Redis,
+   * and on Redis Cluster, where there is no single client to lend.
    * Keep your own keys outside the session `prefix`.
    */
   readonly redis: <A>(f: (client: Redis) => Promise<A>) => Effect.Effect<A, RedisConnectionError | RedisCommandError>

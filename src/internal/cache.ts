@@ -40,6 +40,10 @@ export interface Ticket {
   readonly id: string
   readonly token: number
   readonly epoch: number
+  /** The id's partition (a Cluster slot), or -1 when the cache is not partitioned. */
+  readonly partition: number
+  /** The partition's epoch when the ticket was taken. */
+  readonly partitionEpoch: number
 }
 
 const noTags: ReadonlyArray<never> = []
@@ -51,6 +55,12 @@ interface State {
   readonly pending: Map<string, number>
   mode: Mode
   epoch: number
+  /**
+   * Per partition (Cluster slot): an epoch, bumped whenever the partition's tracking is lost or
+   * moves, and whether it is tracked now. Empty when the cache is not partitioned.
+   */
+  readonly partitionEpochs: Uint32Array
+  readonly partitionOff: Uint8Array
   nextToken: number
   hits: number
   misses: number
@@ -71,7 +81,21 @@ export interface Options {
   readonly ttl: number
   /** In `Staleness` mode, how long an entry may be served, in milliseconds. */
   readonly maxStaleness: number
+  /**
+   * Splits the ids into partitions (0 to {@link partitions} − 1) whose tracking is lost and regained
+   * independently (a Cluster slot, tracked through its master): see {@link SessionCache.resetPartitions}.
+   * Every partition starts untracked.
+   */
+  readonly partitionOf?: ((id: string) => number) | undefined
 }
+
+/**
+ * How many partitions a partitioned cache has: the slots of a Redis Cluster.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const partitions = 16384
 
 /**
  * The near-cache of one store.
@@ -102,6 +126,11 @@ export interface SessionCache {
   readonly invalidate: (ids: ReadonlyArray<string> | null) => Effect.Effect<void>
   /** Drops everything, revokes every ticket, and switches to `mode`. */
   readonly reset: (mode: Mode) => Effect.Effect<void>
+  /**
+   * Drops the entries of `partitions` only, revokes their tickets, and marks them tracked or not
+   * (an untracked partition is never filled). The other partitions' entries stay.
+   */
+  readonly resetPartitions: (partitions: ReadonlyArray<number>, tracked: boolean) => Effect.Effect<void>
   /** The counters. */
   readonly stats: Effect.Effect<Stats>
 }
@@ -119,6 +148,8 @@ export const make = (options: Options): Effect.Effect<SessionCache> =>
       pending: new Map(),
       mode: "Off",
       epoch: 0,
+      partitionEpochs: new Uint32Array(options.partitionOf === undefined ? 0 : partitions),
+      partitionOff: new Uint8Array(options.partitionOf === undefined ? 0 : partitions).fill(1),
       nextToken: 0,
       hits: 0,
       misses: 0,
@@ -148,16 +179,27 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
       return [undefined, state]
     })
 
+  const partitionOf = options.partitionOf
   const begin = (id: string) =>
     Ref.modify(ref, (state): [Ticket, State] => {
-      const ticket = { id, token: ++state.nextToken, epoch: state.epoch }
+      const partition = partitionOf === undefined ? -1 : partitionOf(id)
+      const ticket = {
+        id,
+        token: ++state.nextToken,
+        epoch: state.epoch,
+        partition,
+        partitionEpoch: partition < 0 ? 0 : state.partitionEpochs[partition]!
+      }
       state.pending.set(id, ticket.token)
       return [ticket, state]
     })
 
   const complete = (ticket: Ticket, session: Session | undefined, now: number, refreshedAt = now) =>
     Ref.update(ref, (state) => {
-      const valid = state.pending.get(ticket.id) === ticket.token && state.epoch === ticket.epoch
+      const valid = state.pending.get(ticket.id) === ticket.token && state.epoch === ticket.epoch &&
+        (ticket.partition < 0 ||
+          (state.partitionEpochs[ticket.partition] === ticket.partitionEpoch &&
+            state.partitionOff[ticket.partition] === 0))
       if (valid) state.pending.delete(ticket.id)
       if (!valid || session === undefined || state.mode === "Off" || options.capacity === 0) {
         state.entries.delete(ticket.id)
@@ -222,13 +264,32 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
         Ref.update(ref, (state) => (dropAll(state, mode), state)),
         Metric.increment(metrics.clears)
       ),
+    resetPartitions: (list, tracked) =>
+      Ref.update(ref, (state) => {
+        if (partitionOf === undefined || list.length === 0) return state
+        const hit = new Uint8Array(partitions)
+        for (const partition of list) {
+          hit[partition] = 1
+          state.partitionEpochs[partition]++
+          state.partitionOff[partition] = tracked ? 0 : 1
+        }
+        // Rare (a topology change): a scan is fine, and keeps the hit path free of partition checks.
+        for (const id of state.entries.keys()) {
+          if (hit[partitionOf(id)] === 1) state.entries.delete(id)
+        }
+        for (const id of state.pending.keys()) {
+          if (hit[partitionOf(id)] === 1) state.pending.delete(id)
+        }
+        return state
+      }),
     stats: Effect.map(Ref.get(ref), (state) => ({
       hits: state.hits,
       misses: state.misses,
       invalidations: state.invalidations,
       clears: state.clears,
       size: state.entries.size,
-      mode: state.mode
+      // Partitioned: "Off" while any partition is untracked (its master's tracking is being set up).
+      mode: state.partitionOff.includes(1) ? "Off" : state.mode
     }))
   }
 }

@@ -6,9 +6,9 @@
  * from any number of instances, import it once.
  */
 import * as Effect from "effect/Effect"
-import type { Redis as IORedis } from "ioredis"
 import type { SessionStoreError } from "../SessionError.js"
 import * as Codec from "./codec.js"
+import type * as Redis from "./redis.js"
 
 // KEYS[1] the legacy key, KEYS[2] the session key; ARGV[1] the legacy text that was parsed,
 // ARGV[2] the lifetime to use when the legacy key has none, ARGV[3..] the hash's fields and values.
@@ -33,7 +33,7 @@ export type Run = <A>(
   method: string,
   command: string,
   key: string,
-  f: (client: IORedis) => Promise<A>
+  f: (client: Redis.Client) => Promise<A>
 ) => Effect.Effect<A, SessionStoreError>
 
 /**

@@ -14,12 +14,13 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { Redis as IORedis, type RedisOptions } from "ioredis"
+import { type Cluster, Redis as IORedis, type RedisOptions } from "ioredis"
 import { readFileSync } from "node:fs"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type { SessionConfig } from "../SessionConfig.js"
 import { type ConnectionReason, RedisCommandError, RedisConnectionError, SessionConfigError } from "../SessionError.js"
 import * as Redact from "./redact.js"
+import * as RedisCluster from "./redisCluster.js"
 import { maxTimerMillis } from "./schema.js"
 
 /**
@@ -33,6 +34,15 @@ import { maxTimerMillis } from "./schema.js"
 export type Options = Omit<RedisOptions, "replyMapping">
 
 /**
+ * The client of a connection: one Redis (standalone or behind Sentinel), or a
+ * Redis Cluster, which routes each command to the master of its key's slot.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Client = IORedis | Cluster
+
+/**
  * A live connection and the one way to run commands on it.
  *
  * @since 0.1.0
@@ -40,7 +50,7 @@ export type Options = Omit<RedisOptions, "replyMapping">
  */
 export interface Connection {
   /** The ioredis client; use {@link Connection.run} so failures stay typed. */
-  readonly client: IORedis
+  readonly client: Client
   /**
    * Runs `f` on the client. Every ioredis failure becomes a typed error, and
    * the whole call is bounded by the command timeout even if ioredis never
@@ -50,7 +60,7 @@ export interface Connection {
     method: string,
     command: string,
     key: string,
-    f: (client: IORedis) => Promise<A>
+    f: (client: Client) => Promise<A>
   ) => Effect.Effect<A, RedisConnectionError | RedisCommandError>
   /** Logs a line to stderr when `debug` is on; free otherwise. */
   readonly debug: (message: string) => Effect.Effect<void>
@@ -159,11 +169,23 @@ export const tlsOptions = (config: SessionConfig): TlsOptions | undefined => {
   }
 }
 
-// Works on the sanitized copy (see Redact.error), so it looks at names, not classes.
-const reasonOf = (cause: unknown): ConnectionReason | undefined => {
+/**
+ * Why a failure is a connection failure, or `undefined` for a reply error.
+ * Works on the sanitized copy (see Redact.error), so it looks at names, not classes.
+ *
+ * @internal
+ */
+export const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   if (!(cause instanceof Error)) return undefined
   const message = cause.message
   if (/^(WRONGPASS|NOAUTH)\b/.test(message)) return "Authentication"
+  // The slot's master is unreachable or failing over, or no node answers CLUSTER SLOTS.
+  if (
+    /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN)\b|Failed to refresh slots cache|All nodes failed|None of startup nodes|Too many Cluster redirections|Cluster isn't ready|Cluster is disconnected|Node is disconnected/
+      .test(message)
+  ) {
+    return "Cluster"
+  }
   if (cause.name === "ReplyError") return undefined
   if (cause.name === "MaxRetriesPerRequestError") return "Closed"
   const code = (cause as NodeJS.ErrnoException).code
@@ -219,7 +241,8 @@ export const secretsOf = (config: SessionConfig): ReadonlyArray<string> => [
  * hang impossible whatever ioredis does. A plain timer costs far less on the
  * hot path than racing fibers with `Effect.timeout`.
  */
-const bounded = <A>(promise: Promise<A>, millis: number, command: string): Promise<A> =>
+/** @internal */
+export const bounded = <A>(promise: Promise<A>, millis: number, command: string): Promise<A> =>
   new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${command} timed out: no reply within ${millis}ms`)), millis)
     promise.then(
@@ -229,11 +252,13 @@ const bounded = <A>(promise: Promise<A>, millis: number, command: string): Promi
   })
 
 // Session ids are bearer tokens: debug lines show only enough to correlate.
-const maskKey = (key: string): string => key.length > 16 ? `${key.slice(0, key.length - 37)}…` : key
+/** @internal */
+export const maskKey = (key: string): string => key.length > 16 ? `${key.slice(0, key.length - 37)}…` : key
 
 const stderrLogger = Logger.withConsoleError(Logger.logfmtLogger)
 
-const makeDebug = (enabled: boolean, name: string) =>
+/** @internal */
+export const makeDebug = (enabled: boolean, name: string) =>
   enabled
     ? (message: string): Effect.Effect<void> =>
       Effect.logDebug(message).pipe(
@@ -266,12 +291,7 @@ const isSelectFailure = (error: unknown): boolean =>
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptions: MakeOptions = {}) {
-  if (config.cluster !== undefined) {
-    // The setting is decoded and validated, but the per-master tracking it needs is not built yet.
-    return yield* Effect.fail(
-      new SessionConfigError({ field: "cluster", detail: "Redis Cluster is not supported by this version yet" })
-    )
-  }
+  if (config.cluster !== undefined) return yield* RedisCluster.make(config, makeOptions)
   const name = makeOptions.name ?? "effect-session-redis"
   const debug = makeDebug(config.debug, name)
   const secrets = secretsOf(config)
@@ -392,7 +412,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     return error
   }
 
-  const run = <A>(method: string, command: string, key: string, f: (client: IORedis) => Promise<A>) => {
+  const run = <A>(method: string, command: string, key: string, f: (client: Client) => Promise<A>) => {
     const call = Effect.suspend(() => {
       const down = unavailable(method)
       return down !== undefined ? Effect.fail(down) : Effect.tryPromise({

@@ -3,20 +3,28 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import type { ChainableCommander } from "ioredis"
+import { type ChainableCommander, Redis as IORedis } from "ioredis"
 import type { SessionConfig } from "../SessionConfig.js"
-import type { SessionStoreError } from "../SessionError.js"
+import { RedisCommandError, SessionConfigError, type SessionStoreError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
 import * as SessionCache from "./cache.js"
+import * as ClusterTracking from "./clusterTracking.js"
 import * as Session from "./codec.js"
 import * as LegacyImport from "./legacyImport.js"
 import * as Redis from "./redis.js"
 import * as Replication from "./replication.js"
+import * as Slots from "./slots.js"
 import * as Tracing from "./tracing.js"
 import * as Tracking from "./tracking.js"
 import * as UserIndex from "./userIndex.js"
 
 type ExecResult = Array<[error: Error | null, result: unknown]> | null
+
+/** The index part of a write: its commands, queued on a transaction, on the index's own key. */
+interface IndexPart {
+  readonly key: string
+  readonly build: (commands: ChainableCommander) => void
+}
 
 /**
  * The Redis backend: one hash per session, delta writes, sliding expiry, and
@@ -25,6 +33,13 @@ type ExecResult = Array<[error: Error | null, result: unknown]> | null
  * @internal
  */
 export const make = Effect.fnUntraced(function*(config: SessionConfig) {
+  const clustered = config.cluster !== undefined
+  if (clustered && config.legacyPrefix !== undefined) {
+    // The import script names the legacy key and the session key, which are on different slots.
+    return yield* Effect.fail(
+      new SessionConfigError({ field: "legacyPrefix", detail: "Expected no legacyPrefix with cluster" })
+    )
+  }
   const connection = yield* Redis.make(config)
   const { run } = connection
   const ttl = Duration.toMillis(config.expire)
@@ -34,10 +49,12 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   const cache = yield* SessionCache.make({
     capacity: config.cache.enabled ? config.cache.capacity : 0,
     ttl,
-    maxStaleness: Duration.toMillis(config.cache.maxStaleness)
+    maxStaleness: Duration.toMillis(config.cache.maxStaleness),
+    // On a Cluster each slot is tracked through its master: losing one master drops only its slots.
+    ...(clustered ? { partitionOf: (id: string) => Slots.slotOf(config.prefix + id) } : {})
   })
   if (config.cache.enabled && config.cache.capacity > 0) {
-    yield* Tracking.start(config, connection, cache)
+    yield* (clustered ? ClusterTracking.start(config, connection, cache) : Tracking.start(config, connection, cache))
   }
 
   const keyOf = (id: string) => config.prefix + id
@@ -53,7 +70,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   // With `waitReplicas`, a write is acknowledged only once WAIT confirms that many replicas have it.
   const waitReplicas = Replication.make(config, connection)
-  const replicated = (method: string, _key: string) => waitReplicas(method)
+  const replicated = (method: string, key: string) => waitReplicas(method, key)
 
   // Captured once: the hit path reads the time without an effect of its own (TestClock still applies).
   const clock = yield* Effect.clock
@@ -82,6 +99,29 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       }
     )
 
+  // A write that binds a session to a user: the index's commands come first, so a session is never
+  // live without being listed. On one server both parts are one transaction. On a Cluster the index
+  // is on another slot, so it is a transaction of its own, sent first and acknowledged before the
+  // session's; should the session's fail, the index lists a member that readers skip. The replies
+  // are concatenated, index first, either way.
+  const transaction = (
+    method: string,
+    key: string,
+    index: IndexPart | undefined,
+    build: (commands: ChainableCommander) => void
+  ) =>
+    index === undefined
+      ? batch(method, "MULTI", key, build)
+      : clustered
+      ? Effect.flatMap(
+        batch(method, "MULTI", index.key, index.build),
+        (first) => Effect.map(batch(method, "MULTI", key, build), (rest) => [...first, ...rest])
+      )
+      : batch(method, "MULTI", key, (multi) => {
+        index.build(multi)
+        build(multi)
+      })
+
   const decodeOrDrop = (id: string, fields: Record<string, string>, previous: Session.Snapshot | undefined) =>
     Either.match(Session.decode(id, fields, previous), {
       onLeft: (error) => Effect.zipRight(cache.remove(id), Effect.fail(error)),
@@ -99,9 +139,11 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const now = yield* Clock.currentTimeMillis
     const { fields, session } = yield* Session.encodeNew(id, data, now, user)
     const ticket = yield* cache.begin(id)
-    yield* batch("SessionStore.create", "MULTI", key, (multi) => {
-      // The index first: on a Cluster it goes in a transaction of its own, which must not come last.
-      if (user !== undefined) UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl, now)
+    const index = user === undefined ? undefined : {
+      key: indexOf(user),
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl, now)
+    }
+    yield* transaction("SessionStore.create", key, index, (multi) => {
       // Under a given id, whatever was there is replaced, not merged.
       if (given !== undefined) multi.del(key)
       multi.hset(key, ...fields.flat()).pexpire(key, lifetimeOf(now, now))
@@ -122,9 +164,13 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const key = keyOf(session.id)
     const ticket = yield* cache.begin(session.id)
     const at = yield* Clock.currentTimeMillis
-    const replies = yield* batch(method, "MULTI", key, (multi) => {
-      // A bound session's index must outlive it: stretched in the same transaction, first.
-      if (session.user !== undefined) UserIndex.bind(multi, indexOf(session.user), session.id, at + ttl, ttl)
+    const user = session.user
+    // A bound session's index must outlive it: stretched with it, first.
+    const index = user === undefined ? undefined : {
+      key: indexOf(user),
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), session.id, at + ttl, ttl)
+    }
+    const replies = yield* transaction(method, key, index, (multi) => {
       multi.pexpire(key, lifetimeOf(session.createdAt, at)).hmget(key, Session.createdField, Session.versionField)
     }).pipe(dropOnError(session.id))
     const [created, version] = replies[replies.length - 1] as [string | null, string | null]
@@ -238,8 +284,11 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     )
     if (created === null) return
     const now = yield* Clock.currentTimeMillis
-    yield* batch("SessionStore.touch", "MULTI", key, (multi) => {
-      if (user !== null) UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl)
+    const index = user === null ? undefined : {
+      key: indexOf(user),
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl)
+    }
+    yield* transaction("SessionStore.touch", key, index, (multi) => {
       multi.pexpire(key, lifetimeOf(Number(created), now))
     })
     yield* replicated("SessionStore.touch", key)
@@ -266,11 +315,14 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const key = keyOf(session.id)
     const ticket = yield* cache.begin(session.id)
     let first = 0
-    const replies = yield* batch("SessionStore.flush", "MULTI", key, (multi) => {
-      // The new user's index first (see create); the old one keeps a stale member, which readers skip.
-      if (user !== undefined) {
+    // The new user's index first (see `transaction`); the old one keeps a stale member, which readers skip.
+    const index = user === undefined ? undefined : {
+      key: indexOf(user),
+      build: (multi: ChainableCommander) => {
         first = UserIndex.bind(multi, indexOf(user), session.id, at + ttl, ttl, rebind ? at : undefined)
       }
+    }
+    const replies = yield* transaction("SessionStore.flush", key, index, (multi) => {
       // HEXISTS runs before the session's writes: it tells whether the session was alive when we wrote.
       multi.hexists(key, Session.createdField)
       if (delta.set.length > 0) multi.hset(key, ...delta.set.flat())
@@ -378,7 +430,19 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     touch,
     ping: Effect.asVoid(run("SessionStore.ping", "PING", "", (client) => client.ping())),
     cacheStats: cache.stats,
-    redis: (f) => run("SessionStore.redis", "(user)", "", f)
+    redis: (f) =>
+      Effect.suspend(() => {
+        const client = connection.client
+        return client instanceof IORedis
+          ? run("SessionStore.redis", "(user)", "", () => f(client))
+          : Effect.fail(
+            new RedisCommandError({
+              method: "SessionStore.redis",
+              command: "(user)",
+              cause: new Error("store.redis lends a single-server client: it is not available on Redis Cluster")
+            })
+          )
+      })
   }
   return store
 })

@@ -9,13 +9,19 @@
  * returns. A WAIT sent after a write's reply covers that write. Commands
  * behind a WAIT then wait at most `waitTimeout`, which the settings keep
  * below `commandTimeout`.
+ *
+ * On a Cluster, a write's replicas are those of its slot's master: the WAIT
+ * goes to the connection ioredis used for that master, and coalescing is per
+ * master.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { Cluster } from "ioredis"
 import type { SessionConfig } from "../SessionConfig.js"
 import { type RedisCommandError, RedisConnectionError } from "../SessionError.js"
 import type * as Redis from "./redis.js"
+import * as Slots from "./slots.js"
 
 type Outcome = Either.Either<number, RedisConnectionError | RedisCommandError>
 
@@ -27,30 +33,51 @@ type Outcome = Either.Either<number, RedisConnectionError | RedisCommandError>
 export const make = (config: SessionConfig, connection: Redis.Connection) => {
   const required = config.waitReplicas
   const millis = Duration.toMillis(config.waitTimeout)
-  let inFlight: Promise<Outcome> | undefined = undefined
-  let queued: Promise<Outcome> | undefined = undefined
-
-  const send = (): Promise<Outcome> => {
-    const sent = Effect.runPromise(
-      Effect.either(connection.run("replication", "WAIT", "", (client) => client.wait(required, millis)))
-    ).finally(() => {
-      if (inFlight === sent) inFlight = undefined
-    })
-    inFlight = sent
-    return sent
+  // At most one WAIT in flight per connection, and one queued behind it for the writes meanwhile.
+  const coalescer = (target: Pick<Redis.Client, "wait">) => {
+    let inFlight: Promise<Outcome> | undefined = undefined
+    let queued: Promise<Outcome> | undefined = undefined
+    const send = (): Promise<Outcome> => {
+      const sent = Effect.runPromise(
+        Effect.either(connection.run("replication", "WAIT", "", () => target.wait(required, millis)))
+      ).finally(() => {
+        if (inFlight === sent) inFlight = undefined
+      })
+      inFlight = sent
+      return sent
+    }
+    return (): Promise<Outcome> => {
+      if (inFlight === undefined) return send()
+      queued ??= inFlight.then(() => {
+        queued = undefined
+        return send()
+      })
+      return queued
+    }
+  }
+  const client = connection.client
+  const single = coalescer(client)
+  const perMaster = new WeakMap<object, () => Promise<Outcome>>()
+  const nextFor = (key: string): (() => Promise<Outcome>) | RedisConnectionError => {
+    if (!(client instanceof Cluster)) return single
+    const master = Slots.masterOf(client, key)
+    if (master === undefined) {
+      return new RedisConnectionError({
+        method: "replication",
+        reason: "Cluster",
+        cause: new Error("the slot of the written key has no known master")
+      })
+    }
+    let next = perMaster.get(master)
+    if (next === undefined) perMaster.set(master, next = coalescer(master))
+    return next
   }
 
-  const next = (): Promise<Outcome> => {
-    if (inFlight === undefined) return send()
-    queued ??= inFlight.then(() => {
-      queued = undefined
-      return send()
-    })
-    return queued
-  }
-
-  return (method: string): Effect.Effect<void, RedisConnectionError | RedisCommandError> =>
-    required === 0 ? Effect.void : Effect.flatMap(Effect.promise(next), (outcome) =>
+  return (method: string, key: string): Effect.Effect<void, RedisConnectionError | RedisCommandError> => {
+    if (required === 0) return Effect.void
+    const next = nextFor(key)
+    if (next instanceof RedisConnectionError) return Effect.fail(next)
+    return Effect.flatMap(Effect.promise(next), (outcome) =>
       Either.match(outcome, {
         onLeft: (error) => Effect.fail(error),
         onRight: (acknowledged) =>
@@ -62,4 +89,5 @@ export const make = (config: SessionConfig, connection: Redis.Connection) => {
             })
           )
       }))
+  }
 }

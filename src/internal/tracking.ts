@@ -77,7 +77,7 @@ export const start = Effect.fnUntraced(function*(
     const dataServer = runIdOf(yield* data.run("tracking", "INFO", "", (client) => client.info("server")))
     if (dataServer === undefined || dataServer !== subscriberServer) {
       // Reconnecting the subscriber makes it ask the sentinels again; its `ready` retries.
-      subscriber.client.stream?.destroy()
+      if ("stream" in subscriber.client) subscriber.client.stream?.destroy()
       return yield* Effect.fail(
         new RedisConnectionError({
           method: "tracking",
