@@ -55,9 +55,20 @@ const replicaPort = async (master: RedisServer.RedisServer): Promise<number | un
   return port === undefined ? undefined : Number(port)
 }
 
+/** Options of {@link start}, for clusters that are more than plain TCP (TLS). */
+export interface StartOptions {
+  /** Extra `redis-server` arguments of the `index`th node (so that each can get its own ports). */
+  readonly args?: ((index: number) => ReadonlyArray<string>) | undefined
+  /** Extra `redis-cli` arguments for `--cluster create`, e.g. `["--tls", "--cacert", ca]`. */
+  readonly cliArgs?: ReadonlyArray<string> | undefined
+  /** Where clients reach the `index`th node (default its plain `server`); used for `create` and the seeds. */
+  readonly address?: ((node: RedisServer.RedisServer, index: number) => string) | undefined
+}
+
 /** Starts the nodes, creates the cluster and waits until every node reports it ok and in sync. */
-export const start = async (): Promise<RedisCluster> => {
+export const start = async (options: StartOptions = {}): Promise<RedisCluster> => {
   const nodes: Array<RedisServer.RedisServer> = []
+  const addressOf = (node: RedisServer.RedisServer, index: number) => options.address?.(node, index) ?? node.server
   const stop = async () => {
     await Promise.all(nodes.map((n) => n.stop()))
   }
@@ -89,14 +100,23 @@ export const start = async (): Promise<RedisCluster> => {
     for (let i = 0; i < 6; i++) {
       nodes.push(
         await RedisServer.start({
-          args: ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--cluster-config-file", "nodes.conf"]
+          args: [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            "1000",
+            "--cluster-config-file",
+            "nodes.conf",
+            ...(options.args?.(i) ?? [])
+          ]
         })
       )
     }
     await Processes.run("redis-cli", [
+      ...(options.cliArgs ?? []),
       "--cluster",
       "create",
-      ...nodes.map((n) => n.server),
+      ...nodes.map(addressOf),
       "--cluster-replicas",
       "1",
       "--cluster-yes"
@@ -120,7 +140,7 @@ export const start = async (): Promise<RedisCluster> => {
 
   return {
     nodes,
-    settings: <X extends object>(extra: X = {} as X) => ({ cluster: nodes.slice(0, 3).map((n) => n.server), ...extra }),
+    settings: <X extends object>(extra: X = {} as X) => ({ cluster: nodes.slice(0, 3).map(addressOf), ...extra }),
     masters,
     masterOf: async (key) => {
       const first = live()[0]!
@@ -162,6 +182,6 @@ export const start = async (): Promise<RedisCluster> => {
 
 /** A cluster for the life of a scope. */
 export const scoped: Effect.Effect<RedisCluster, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(start),
+  Effect.promise(() => start()),
   (cluster) => Effect.promise(() => cluster.stop())
 )

@@ -42,36 +42,53 @@ const ca = async (dir: string, name: string) => {
   return { key, cert }
 }
 
+/** The files {@link certificates} makes (paths). */
+export interface Certificates {
+  /** The CA that signed `cert`. */
+  readonly ca: string
+  /** A CA that signed nothing. */
+  readonly otherCa: string
+  /** A server certificate for `localhost` and 127.0.0.1, and its key. */
+  readonly cert: string
+  readonly key: string
+}
+
+/** Makes the two CAs and the server certificate in `dir`. */
+export const certificates = async (dir: string): Promise<Certificates> => {
+  const root = await ca(dir, "esr-test-ca")
+  const other = await ca(dir, "esr-other-ca")
+  const key = join(dir, "redis.key")
+  const csr = join(dir, "redis.csr")
+  const cert = join(dir, "redis.crt")
+  const ext = join(dir, "ext.cnf")
+  await Processes.run("sh", ["-c", `printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > '${ext}'`])
+  await Processes.run("openssl", ["genrsa", "-out", key, "2048"])
+  await Processes.run("openssl", ["req", "-new", "-key", key, "-subj", "/CN=localhost", "-out", csr])
+  await Processes.run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    root.cert,
+    "-CAkey",
+    root.key,
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    ext,
+    "-out",
+    cert
+  ])
+  return { ca: root.cert, otherCa: other.cert, cert, key }
+}
+
 /** Makes the CAs and certificate, and starts redis-server with a plain port and a TLS port. */
 export const start = async (): Promise<RedisTls & { readonly stop: () => Promise<void> }> => {
   const dir = mkdtempSync(join(tmpdir(), "esr-tls-"))
   try {
-    const root = await ca(dir, "esr-test-ca")
-    const other = await ca(dir, "esr-other-ca")
-    const key = join(dir, "redis.key")
-    const csr = join(dir, "redis.csr")
-    const cert = join(dir, "redis.crt")
-    const ext = join(dir, "ext.cnf")
-    await Processes.run("sh", ["-c", `printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > '${ext}'`])
-    await Processes.run("openssl", ["genrsa", "-out", key, "2048"])
-    await Processes.run("openssl", ["req", "-new", "-key", key, "-subj", "/CN=localhost", "-out", csr])
-    await Processes.run("openssl", [
-      "x509",
-      "-req",
-      "-in",
-      csr,
-      "-CA",
-      root.cert,
-      "-CAkey",
-      root.key,
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      ext,
-      "-out",
-      cert
-    ])
+    const { ca: root, cert, key, otherCa } = await certificates(dir)
     const tlsPort = await Processes.freePort()
     const server = await RedisServer.start({
       args: [
@@ -82,7 +99,7 @@ export const start = async (): Promise<RedisTls & { readonly stop: () => Promise
         "--tls-key-file",
         key,
         "--tls-ca-cert-file",
-        root.cert,
+        root,
         "--tls-auth-clients",
         "no"
       ]
@@ -90,8 +107,8 @@ export const start = async (): Promise<RedisTls & { readonly stop: () => Promise
     return {
       server,
       address: `127.0.0.1:${tlsPort}`,
-      ca: root.cert,
-      otherCa: other.cert,
+      ca: root,
+      otherCa,
       stop: async () => {
         await server.stop()
         rmSync(dir, { recursive: true, force: true })
