@@ -97,7 +97,7 @@ export class RedisConnectionError extends Schema.TaggedError<RedisConnectionErro
 }
 
 /**
- * Redis answered a command with an error reply (WRONGTYPE, OOM, READONLY, ...).
+ * Redis answered a command with an error reply (WRONGTYPE, OOM, NOPERM, ...).
  * The connection is fine; the command itself was refused. `cause` keeps only
  * the reply's name, message and code, never the command's arguments.
  *

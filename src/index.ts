@@ -57,7 +57,7 @@ export {
    */
   isSessionError,
   /**
-   * Redis refused a command (WRONGTYPE, OOM, READONLY, ...).
+   * Redis refused a command (WRONGTYPE, OOM, NOPERM, ...).
    *
    * @since 0.1.0
    * @category errors

@@ -186,6 +186,9 @@ export const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   ) {
     return "Cluster"
   }
+  // A failover in progress: the node was demoted (READONLY) or is loading its data set (LOADING). Not a
+  // refused command: the store reconnects (or re-resolves the slot) and the next call succeeds.
+  if (/^(READONLY|LOADING)\b/.test(message)) return "Closed"
   if (cause.name === "ReplyError") return undefined
   if (cause.name === "MaxRetriesPerRequestError") return "Closed"
   const code = (cause as NodeJS.ErrnoException).code

@@ -19,8 +19,11 @@ export interface Tally {
   recoveredAt: number | undefined
 }
 
-const describe = (error: { readonly _tag: string }) =>
-  "reason" in error && typeof error.reason === "string" ? `${error._tag}(${error.reason})` : error._tag
+const describe = (error: { readonly _tag: string; readonly message?: string }) =>
+  "reason" in error && typeof error.reason === "string"
+    ? `${error._tag}(${error.reason})`
+    // A refused command: its reply's first word (WRONGTYPE, NOPERM, ...) says which.
+    : `${error._tag}(${/refused \S+: (\S+)/.exec(error.message ?? "")?.[1] ?? "?"})`
 
 /**
  * Starts creating sessions on `store` one after another, forever; the fiber is
