@@ -189,6 +189,9 @@ export const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   // A failover in progress: the node was demoted (READONLY) or is loading its data set (LOADING). Not a
   // refused command: the store reconnects (or re-resolves the slot) and the next call succeeds.
   if (/^(READONLY|LOADING)\b/.test(message)) return "Closed"
+  // A WAIT cut short because its node changed role (a failover): the write may or may not be on the
+  // new master, exactly as when too few replicas confirm in time.
+  if (/^UNBLOCKED\b/.test(message)) return "Replication"
   if (cause.name === "ReplyError") return undefined
   if (cause.name === "MaxRetriesPerRequestError") return "Closed"
   const code = (cause as NodeJS.ErrnoException).code
