@@ -4,25 +4,20 @@
  * a condition under a loose hang guard, and nothing asserts on time.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import type { Redis } from "ioredis"
 import { execFile } from "node:child_process"
-import { SessionCache, type SessionConfig, SessionStore } from "../src/index.js"
+import { SessionCache, type SessionStore } from "../src/index.js"
 import { RedisServer } from "./support/index.js"
+import { instance } from "./support/Stores.js"
 
-const Store = SessionStore.SessionStore
 type Store = SessionStore.SessionStore
 
 /** A store with its own connections: one simulated app instance. */
-const instance = (settings: SessionConfig.Input) =>
-  Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(Store))
-
 const guard = RedisServer.hangGuard
 const nextTurn = Effect.async<void>((resume) => void setImmediate(() => resume(Effect.void)))
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)

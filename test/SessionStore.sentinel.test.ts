@@ -5,38 +5,14 @@
  * instances, and with `waitReplicas: 1` loses no acknowledged session.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import { type SessionConfig, SessionStore } from "../src/index.js"
+import { type SessionStore } from "../src/index.js"
 import { RedisServer } from "./support/index.js"
 import * as RedisSentinel from "./support/RedisSentinel.js"
+import { instance, setField, untilSeen } from "./support/Stores.js"
 import * as Workload from "./support/Workload.js"
 
-const Store = SessionStore.SessionStore
 type Store = SessionStore.SessionStore
-
-const instance = (settings: SessionConfig.Input) =>
-  Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(Store))
-
-const setField = (store: Store, id: string, value: unknown) =>
-  Effect.flatMap(store.retrieve(id), (found) => {
-    const session = Option.getOrThrow(found)
-    return store.flush({ ...session, data: { ...session.data, v: value } })
-  })
-
-/** Polls until `store` serves `expected` for field `v`. */
-const untilSeen = (store: Store, id: string, expected: unknown) =>
-  RedisServer.eventually(
-    Effect.flatMap(store.retrieve(id), (found) => {
-      const seen = Option.map(found, (s) => s.data.v)
-      return Option.isSome(seen) && seen.value === expected
-        ? Effect.void
-        : Effect.fail(`still serving ${JSON.stringify(seen)}`)
-    }),
-    { timeoutMs: 15_000, intervalMs: 10 }
-  )
 
 /** Polls until a write through `store` succeeds again. */
 const untilWritable = (store: Store) =>

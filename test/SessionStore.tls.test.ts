@@ -4,17 +4,12 @@
  * certificate the given CA did not sign fails with a typed `Tls` error.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { readFileSync } from "node:fs"
-import { type SessionConfig, SessionStore } from "../src/index.js"
 import { RedisServer } from "./support/index.js"
 import * as RedisTls from "./support/RedisTls.js"
-
-const instance = (settings: SessionConfig.Input) =>
-  Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(SessionStore.SessionStore))
+import { instance } from "./support/Stores.js"
 
 describe("TLS", () => {
   it.scopedLive("connects over TLS with a CA file or PEM text, keeps the cache coherent, and rejects an untrusted server with reason Tls", () =>

@@ -8,25 +8,18 @@
  * typed `RedisConnectionError` (reason `Cluster`: see the last assertion).
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type SessionConfig, SessionStore } from "../src/index.js"
 import * as Slots from "../src/internal/slots.js"
 import { RedisServer } from "./support/index.js"
 import * as Processes from "./support/Processes.js"
 import * as RedisCluster from "./support/RedisCluster.js"
 import * as RedisTls from "./support/RedisTls.js"
-
-const Store = SessionStore.SessionStore
-
-const instance = (settings: SessionConfig.Input) =>
-  Effect.map(Layer.build(SessionStore.layer(settings)), Context.get(Store))
+import { instance } from "./support/Stores.js"
 
 /** Resolves with the error code of a plain TCP connection attempt to `port` ("connected" when it opens). */
 const plainConnect = (port: number): Promise<string> =>
