@@ -281,6 +281,54 @@ const isSelectFailure = (error: unknown): boolean =>
   (error as { readonly command?: { readonly name?: unknown } }).command?.name === "select"
 
 /**
+ * Builds a client's options; a TLS file that cannot be read is a setting
+ * error that names `tls`.
+ *
+ * @internal
+ */
+export const clientOptions = <A>(build: () => A): Effect.Effect<A, SessionConfigError> =>
+  Effect.try({
+    try: build,
+    catch: (error) =>
+      error instanceof SessionConfigError
+        ? error
+        : new SessionConfigError({ field: "tls", detail: error instanceof Error ? error.message : String(error) })
+  })
+
+/**
+ * The bound of one call: the command timeout and a little more, within Node's timers.
+ *
+ * @internal
+ */
+export const commandBoundOf = (config: SessionConfig): number =>
+  Math.min(Duration.toMillis(config.commandTimeout) + 250, maxTimerMillis)
+
+/**
+ * A client (a single server's or a Cluster's) as a scoped resource: closed with
+ * QUIT when it is ready, within `boundMillis`, and disconnected otherwise.
+ *
+ * @internal
+ */
+export const scopedClient = <
+  C extends { readonly status: string; readonly quit: () => Promise<unknown>; readonly disconnect: () => void }
+>(make: () => C, boundMillis: number): Effect.Effect<C, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(make),
+    (client) =>
+      Effect.promise(() =>
+        client.status === "ready"
+          ? client.quit().then(() => undefined, () => client.disconnect())
+          : Promise.resolve(client.disconnect())
+      ).pipe(
+        Effect.timeoutTo({
+          duration: Duration.millis(boundMillis),
+          onSuccess: () => undefined,
+          onTimeout: () => client.disconnect()
+        })
+      )
+  )
+
+/**
  * Connects to Redis as the settings say, PINGs, and closes the connection
  * (QUIT) when the scope closes. Fails with `RedisConnectionError` within
  * `connectTimeout` when Redis cannot be reached or rejects the credentials,
@@ -301,26 +349,11 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const name = makeOptions.name ?? "effect-session-redis"
   const debug = makeDebug(config.debug, name)
   const secrets = secretsOf(config)
-  const redisOptions: Options = yield* Effect.try({
-    try: () => ({ ...options(config, name), ...makeOptions.overrides }),
-    catch: (error) =>
-      error instanceof SessionConfigError
-        ? error
-        : new SessionConfigError({ field: "tls", detail: error instanceof Error ? error.message : String(error) })
-  })
-  const commandBoundMillis = Math.min(Duration.toMillis(config.commandTimeout) + 250, maxTimerMillis)
-  const commandBound = Duration.millis(commandBoundMillis)
-
-  const client = yield* Effect.acquireRelease(
-    Effect.sync(() => config.url === undefined ? new IORedis(redisOptions) : new IORedis(config.url, redisOptions)),
-    (client) =>
-      Effect.promise(() =>
-        client.status === "ready"
-          ? client.quit().then(() => undefined, () => client.disconnect())
-          : Promise.resolve(client.disconnect())
-      ).pipe(
-        Effect.timeoutTo({ duration: commandBound, onSuccess: () => undefined, onTimeout: () => client.disconnect() })
-      )
+  const redisOptions: Options = yield* clientOptions(() => ({ ...options(config, name), ...makeOptions.overrides }))
+  const commandBoundMillis = commandBoundOf(config)
+  const client = yield* scopedClient(
+    () => config.url === undefined ? new IORedis(redisOptions) : new IORedis(config.url, redisOptions),
+    commandBoundMillis
   )
 
   // What the store knows about the connection, from ioredis's events. ioredis reports connection

@@ -11,10 +11,9 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { Cluster } from "ioredis"
 import type { SessionConfig } from "../SessionConfig.js"
-import { RedisConnectionError, SessionConfigError } from "../SessionError.js"
+import { RedisConnectionError, type SessionConfigError } from "../SessionError.js"
 import * as Redact from "./redact.js"
 import * as Redis from "./redis.js"
-import { maxTimerMillis } from "./schema.js"
 
 /**
  * What `new Cluster` takes.
@@ -79,30 +78,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const debug = Redis.makeDebug(config.debug, name)
   const secrets = Redis.secretsOf(config)
   const seeds = config.cluster!.map(({ host, port }) => ({ host, port }))
-  const clusterOptions = yield* Effect.try({
-    try: () => options(config, name, makeOptions.overrides),
-    catch: (error) =>
-      error instanceof SessionConfigError
-        ? error
-        : new SessionConfigError({ field: "tls", detail: error instanceof Error ? error.message : String(error) })
-  })
-  const commandBoundMillis = Math.min(Duration.toMillis(config.commandTimeout) + 250, maxTimerMillis)
-
-  const client = yield* Effect.acquireRelease(
-    Effect.sync(() => new Cluster(seeds, clusterOptions)),
-    (client) =>
-      Effect.promise(() =>
-        client.status === "ready"
-          ? client.quit().then(() => undefined, () => client.disconnect())
-          : Promise.resolve(client.disconnect())
-      ).pipe(
-        Effect.timeoutTo({
-          duration: Duration.millis(commandBoundMillis),
-          onSuccess: () => undefined,
-          onTimeout: () => client.disconnect()
-        })
-      )
-  )
+  const clusterOptions = yield* Redis.clientOptions(() => options(config, name, makeOptions.overrides))
+  const commandBoundMillis = Redis.commandBoundOf(config)
+  const client = yield* Redis.scopedClient(() => new Cluster(seeds, clusterOptions), commandBoundMillis)
 
   let lastError: Error | undefined = undefined
   const remember = (error: unknown) => {
