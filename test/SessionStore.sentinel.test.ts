@@ -127,4 +127,30 @@ describe("Redis Sentinel", () => {
       }).pipe(RedisServer.hangGuard(120_000, "sentinel failovers")),
     { timeout: 120_000 }
   )
+
+  it.scopedLive(
+    "a failover announced while a reconnect is asking the sentinels for the master does not end the connection for good",
+    () =>
+      Effect.gen(function*() {
+        const deployment = yield* RedisSentinel.scoped
+        // The store asks the sentinels in order, the first one first; it waits for an answer up to connectTimeout.
+        const store = yield* instance(deployment.settings({ connectTimeout: "3 seconds" }))
+        yield* store.create({ v: "start" })
+        const master = yield* Effect.promise(() => deployment.master())
+
+        // The first sentinel stops answering, and the store's connections to the master are killed:
+        // reconnecting, they wait on that sentinel. Meanwhile another sentinel fails over and announces
+        // it (+switch-master) to the failover detectors of the connections that were killed.
+        deployment.freezeSentinel(0)
+        yield* Effect.addFinalizer(() => Effect.sync(() => deployment.thawSentinel(0)))
+        yield* Effect.promise(() => master.client().call("CLIENT", "KILL", "TYPE", "normal"))
+        yield* Effect.promise(() => deployment.failoverVia(1))
+
+        // ioredis ends such a connection for good ("Connection is closed."); the store reconnects it.
+        yield* untilWritable(store)
+        yield* Effect.sync(() => deployment.thawSentinel(0))
+        yield* untilWritable(store)
+      }).pipe(RedisServer.hangGuard(60_000, "sentinel failover during a reconnect")),
+    { timeout: 60_000 }
+  )
 })

@@ -138,7 +138,7 @@ export const start = Effect.fnUntraced(function*(
       if (stopped || fallback || tracker.removed) return
       const timer = setTimeout(() => {
         if (!tracker.tracked && !tracker.removed) enable(tracker, attempt + 1)
-      }, Math.min(50 * 2 ** attempt, 1000))
+      }, Redis.backoffMillis(attempt))
       timer.unref()
     })
   }
@@ -151,7 +151,7 @@ export const start = Effect.fnUntraced(function*(
       protocol: 2,
       autoResubscribe: false,
       lazyConnect: true,
-      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000)
+      retryStrategy: Redis.backoffMillis
     })
     const tracker: Tracker = {
       node,

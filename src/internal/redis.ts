@@ -89,6 +89,14 @@ export interface MakeOptions {
  * @since 0.1.0
  * @category constructors
  */
+/**
+ * The wait before reconnect attempt `attempt`: 50 ms doubling per attempt, at
+ * most one second; for every connection the library keeps.
+ *
+ * @internal
+ */
+export const backoffMillis = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
+
 export const options = (config: SessionConfig, name: string): Options => {
   const commandTimeout = Duration.toMillis(config.commandTimeout)
   const tls = tlsOptions(config)
@@ -111,7 +119,7 @@ export const options = (config: SessionConfig, name: string): Options => {
     // then their callers have been told they failed, and a session write replayed late would overwrite
     // newer ones (a lost update). What the server received before the drop may still run; nothing more.
     autoResendUnfulfilledCommands: false,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+    retryStrategy: backoffMillis,
     enableAutoPipelining: config.autoPipelining,
     keepAlive: 10_000
   }
@@ -124,7 +132,7 @@ const sentinelOptions = (config: SessionConfig, tls: TlsOptions | undefined): Op
   // The sentinels and the data nodes use the same TLS settings.
   ...(tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
   sentinelCommandTimeout: Duration.toMillis(config.connectTimeout),
-  sentinelRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+  sentinelRetryStrategy: backoffMillis,
   // Subscribes to +switch-master on the sentinels: a failover is followed at once, not at the next error.
   failoverDetector: true,
   // A demoted master answers writes with READONLY until its clients are killed: ask the sentinels again.
@@ -329,6 +337,36 @@ export const scopedClient = <
   )
 
 /**
+ * Reconnects a client that ioredis has given up on ("end") while its scope is
+ * open. ioredis ends a connection for good when its connector fails, and its
+ * Sentinel connector fails whenever a `+switch-master` from a sentinel that
+ * learnt of a failover late reaches the previous connection's failover detector
+ * while the next connection is still asking the sentinels for the master
+ * (ioredis 6.0.0 cleans that detector up only once a new socket is open). Left
+ * alone, every later call would fail with "Connection is closed." until a
+ * restart.
+ */
+const reviveOnEnd = (client: IORedis): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    let closing = false
+    let attempt = 0
+    let timer: ReturnType<typeof setTimeout> | undefined
+    client.on("ready", () => (attempt = 0))
+    client.on("end", () => {
+      if (closing) return
+      timer = setTimeout(() => client.connect().catch(() => undefined), backoffMillis(++attempt))
+    })
+    // Added after the client's own release, so it runs first: the QUIT or disconnect that closes
+    // the scope ends the connection for good.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closing = true
+        clearTimeout(timer)
+      })
+    )
+  })
+
+/**
  * Connects to Redis as the settings say, PINGs, and closes the connection
  * (QUIT) when the scope closes. Fails with `RedisConnectionError` within
  * `connectTimeout` when Redis cannot be reached or rejects the credentials,
@@ -369,6 +407,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   let databaseRejected: Error | undefined = undefined
   // Dropping the socket makes ioredis reconnect (and SELECT again) with its backoff.
   const dropSocket = () => client.stream?.destroy()
+  yield* reviveOnEnd(client)
 
   client.on("error", (error: unknown) => {
     lastError = Redact.error(error, secrets)

@@ -41,7 +41,6 @@ export const options = (config: SessionConfig, name: string, overrides: Redis.Op
     retryStrategy: _retryStrategy,
     ...node
   } = { ...Redis.options(config, name), ...overrides }
-  const backoff = (attempt: number) => Math.min(50 * 2 ** attempt, 1000)
   return {
     redisOptions: node,
     lazyConnect: true,
@@ -51,7 +50,7 @@ export const options = (config: SessionConfig, name: string, overrides: Redis.Op
     ...(enableAutoPipelining !== undefined ? { enableAutoPipelining } : {}),
     // Only masters: a read from a replica could be older than a write we acknowledged.
     scaleReads: "master",
-    clusterRetryStrategy: backoff,
+    clusterRetryStrategy: Redis.backoffMillis,
     slotsRefreshTimeout: Duration.toMillis(config.connectTimeout),
     // Picks up a failover that no command has run into yet (a MOVED or a closed node triggers it at once).
     slotsRefreshInterval: 2000,

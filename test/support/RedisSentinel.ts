@@ -29,6 +29,15 @@ export interface RedisSentinel {
   readonly failover: () => Promise<RedisServer.RedisServer>
   /** Waits until the master has an online replica again (WAIT 1 can succeed). */
   readonly replicated: () => Promise<void>
+  /**
+   * `SENTINEL FAILOVER` through sentinel `via` only, and waits until that sentinel reports the other
+   * node as master (the others may be frozen).
+   */
+  readonly failoverVia: (via: number) => Promise<void>
+  /** SIGSTOPs sentinel `index`: it accepts connections and answers nothing. */
+  readonly freezeSentinel: (index: number) => void
+  /** SIGCONTs a frozen sentinel. */
+  readonly thawSentinel: (index: number) => void
   /** SIGKILLs the master, waits until the sentinels promote the replica, and returns the new master. */
   readonly killMaster: () => Promise<RedisServer.RedisServer>
   /** Stops every process. */
@@ -51,6 +60,10 @@ export const start = async (): Promise<RedisSentinel> => {
   const nodes: Array<RedisServer.RedisServer> = []
   const sentinels: Array<{ readonly port: number; readonly proc: Processes.Proc; readonly client: Redis }> = []
   const dir = mkdtempSync(join(tmpdir(), "esr-sentinel-"))
+  const signal = (index: number, name: NodeJS.Signals) => {
+    const pid = sentinels[index]?.proc.pid
+    if (pid !== undefined) process.kill(pid, name)
+  }
   const stop = async () => {
     for (const s of sentinels) {
       s.client.disconnect()
@@ -90,8 +103,8 @@ export const start = async (): Promise<RedisSentinel> => {
     throw error
   }
 
-  const masterPort = async () => {
-    const [, port] = await sentinels[0]!.client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName) as [
+  const masterPort = async (via = 0) => {
+    const [, port] = await sentinels[via]!.client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName) as [
       string,
       string
     ]
@@ -143,6 +156,16 @@ export const start = async (): Promise<RedisSentinel> => {
       })
       return promoted(from)
     },
+    failoverVia: async (via) => {
+      const from = await masterPort(via)
+      await Processes.until("the sentinel to accept SENTINEL FAILOVER", async () => {
+        await sentinels[via]!.client.call("SENTINEL", "FAILOVER", masterName)
+        return true
+      })
+      await Processes.until("the sentinel to report the new master", async () => (await masterPort(via)) !== from)
+    },
+    freezeSentinel: (index) => signal(index, "SIGSTOP"),
+    thawSentinel: (index) => signal(index, "SIGCONT"),
     killMaster: async () => {
       const from = await masterPort()
       await byPort(from).kill()
