@@ -6,7 +6,7 @@
  * BENCH_QUICK=1 shortens every workload (a smoke run; figures not for comparison, written to bench/results.quick.json only).
  * BENCH_CPU_PROF=<dir> makes the HTTP server children write V8 CPU profiles there.
  * BENCH_REMOTE_DELAY_MS (default 0.25) is the delay the proxy adds each way in the remote-latency workload,
- * BENCH_REMOTE_RATE (default 800) its request rate.
+ * BENCH_REMOTE_RATE (default 200) its request rate per server (all servers are loaded at once).
  * `tsx bench/index.ts --render [results.json] [outDir]` only regenerates the docs (default: from
  * bench/results.json into docs/).
  */

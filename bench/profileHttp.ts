@@ -1,7 +1,7 @@
 /**
  * Where an HTTP server's CPU goes on read-only requests for a known session:
  *
- *   npx tsx bench/profileHttp.ts [mode ...]     (default: expressCsc express)
+ *   npx tsx bench/profileHttp.ts [--write] [mode ...]     (default: expressCsc express)
  *
  * Runs each server child under `--cpu-prof`, sends read-only requests for
  * 5 s after a 1 s warm-up, and prints the CPU time per request and the
@@ -13,7 +13,8 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { load, login, startServer } from "./http/client.js"
-import { type Mode, modes } from "./http/modes.js"
+import { hasSessions, type Mode, modes } from "./http/modes.js"
+import { dummyCookie } from "./httpReadMostly.js"
 import { startRedis } from "./redis.js"
 import { log } from "./stats.js"
 
@@ -65,7 +66,10 @@ const top = (m: Map<string, number>, n: number, skip: (name: string) => boolean)
   [...m.entries()].filter(([name]) => !skip(name)).sort((a, b) => b[1] - a[1]).slice(0, n)
 
 const main = async () => {
-  const wanted = (process.argv.length > 2 ? process.argv.slice(2) : ["expressCsc", "express"]) as Array<Mode>
+  // `--write`: one-field writes (POST /write) instead of reads.
+  const write = process.argv.includes("--write")
+  const args = process.argv.slice(2).filter((a) => a !== "--write")
+  const wanted = (args.length > 0 ? args : ["expressCsc", "express"]) as Array<Mode>
   for (const m of wanted) if (!modes.includes(m)) throw new Error(`unknown mode ${m}; one of ${modes.join(", ")}`)
   const dir = mkdtempSync(join(tmpdir(), "bench-prof-"))
   process.env["BENCH_CPU_PROF"] = dir
@@ -73,10 +77,14 @@ const main = async () => {
   try {
     for (const mode of wanted) {
       const server = await startServer(mode, redis)
-      const cookies = await login(server.port, 64)
+      const cookies = hasSessions(mode) ? await login(server.port, 64) : []
       const cycle = (
         cookie: string | undefined
-      ) => [{ method: "GET", path: "/read", headers: { cookie: cookie ?? "" } }]
+      ) => [{
+        method: write ? "POST" : "GET",
+        path: write ? "/write" : "/read",
+        headers: { cookie: cookie ?? dummyCookie }
+      }]
       await load({ port: server.port, connections: 64, durationS: 1, cycle, cookies })
       const cpuBefore = await server.cpuUs()
       // The profile's timestamps are CLOCK_MONOTONIC µs, as process.hrtime's are.
@@ -87,7 +95,11 @@ const main = async () => {
       const cpuPerRequest = ((await server.cpuUs()) - cpuBefore) / requests
       await server.stop()
       const file = readdirSync(dir).find((f) => f.includes(`.${server.pid}.0.`))
-      log(`\n${mode}: ${requests} read-only requests, ${cpuPerRequest.toFixed(1)} µs CPU per request`)
+      log(
+        `\n${mode}: ${requests} ${write ? "write" : "read-only"} requests, ${
+          cpuPerRequest.toFixed(1)
+        } µs CPU per request`
+      )
       if (file === undefined) {
         log("  (no CPU profile was written)")
         continue

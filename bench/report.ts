@@ -214,7 +214,7 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
       middleware:
         "middlewareFloorCpuUs: CPU per request that a trivial middleware (provide a service built from the request, register an identity pre-response handler) adds to the same @effect/platform server: the part of our session cost that is the framework's middleware machinery. platformMiddlewareCpuUs: the same for @effect/platform's own HttpMiddleware.xForwardedHeaders. sessionCpuOverheadOverFloorUs: ours minus the floor.",
       remoteLatency:
-        "Redis behind a proxy that delays every chunk each way (no netem here); the read-mostly cycle at a fixed, moderate rate over 8 connections (open loop, never saturated). remoteLatencyP50VsNoSession = ours p50 ÷ the same server without sessions (1.0: sessions add no latency).",
+        "Redis behind a proxy that delays every chunk each way (no netem here); the read-mostly cycle at a fixed, moderate rate over 8 connections per server (open loop, never saturated), every server loaded at once with their requests interleaved, so noise from elsewhere falls on all alike. remoteLatencyP50VsNoSession = ours p50 ÷ the same server without sessions (1.0: sessions add no latency).",
       expressCsc:
         "express-session + connect-redis (disableTouch) on node-redis 5's client-side cache (RESP3, CLIENT TRACKING): the strongest express setup known. Its cached get sends no command, but see docs/benchmarks.md for why its HTTP cost stays high.",
       missVsRawIoredis:
