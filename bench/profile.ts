@@ -1,7 +1,7 @@
 /**
  * A focused loop over one store operation, to profile the library:
  *
- *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile.ts hit|hitRunPromise|miss|raw|flush|touch|rawPexpire|create
+ *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile.ts hit|hitRunPromise|miss|raw|flush|rawFlush|touch|rawPexpire|create
  *
  * Prints the mean time per operation. Not part of `npm run bench`.
  */
@@ -48,6 +48,11 @@ const main = async () => {
       },
       touch: async () => {
         for (let i = 0; i < count; i++) await Effect.runPromise(cached.store.touch(session.id))
+      },
+      rawFlush: async () => {
+        for (let i = 0; i < count; i++) {
+          await raw.multi().hset(key, "counter", String(i + 1)).pexpire(key, 900_000).exec()
+        }
       },
       rawPexpire: async () => {
         for (let i = 0; i < count; i++) await raw.pexpire(key, 900_000)
