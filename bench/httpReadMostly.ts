@@ -12,7 +12,7 @@
 import type { Request } from "autocannon"
 import { rotate } from "./compare.js"
 import { load, login, type RunningServer, startServer } from "./http/client.js"
-import { hasSessions, type Mode, modeLabels } from "./http/modes.js"
+import { hasSessions, type Mode, modeLabels, modes } from "./http/modes.js"
 import type { BenchRedis } from "./redis.js"
 import { log, median, seconds } from "./stats.js"
 
@@ -35,16 +35,8 @@ export interface HttpSpread {
   readonly latencyP50Ms: readonly [min: number, max: number]
 }
 
-export const loopbackModes = [
-  "ours",
-  "oursNoSession",
-  "oursFloor",
-  "oursPlatformMiddleware",
-  "express",
-  "expressNoSession",
-  "expressCsc",
-  "expressOurs"
-] as const satisfies ReadonlyArray<Mode>
+/** Every server the loopback workload compares: all the modes there are. */
+export const loopbackModes = modes
 
 export type LoopbackMode = typeof loopbackModes[number]
 
