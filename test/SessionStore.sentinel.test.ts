@@ -52,7 +52,7 @@ describe("Redis Sentinel", () => {
     "finds the master, follows SENTINEL FAILOVER and a SIGKILLed master, stays coherent, loses no acknowledged session with waitReplicas",
     () =>
       Effect.gen(function*() {
-        const deployment = yield* RedisSentinel.scoped
+        const deployment = yield* RedisSentinel.scoped()
         const a = yield* instance(deployment.settings({ waitReplicas: 1, waitTimeout: 1000 }))
         const b = yield* instance(deployment.settings())
 
@@ -132,7 +132,7 @@ describe("Redis Sentinel", () => {
     "a failover announced while a reconnect is asking the sentinels for the master does not end the connection for good",
     () =>
       Effect.gen(function*() {
-        const deployment = yield* RedisSentinel.scoped
+        const deployment = yield* RedisSentinel.scoped()
         // The store asks the sentinels in order, the first one first; it waits for an answer up to connectTimeout.
         const store = yield* instance(deployment.settings({ connectTimeout: "3 seconds" }))
         yield* store.create({ v: "start" })

@@ -11,13 +11,24 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Processes from "./Processes.js"
 import * as RedisServer from "./RedisServer.js"
+import type * as RedisTls from "./RedisTls.js"
 
 /** The master group name the sentinels monitor. */
 export const masterName = "esr-master"
 
+/** Options of {@link start}. */
+export interface StartOptions {
+  /**
+   * Clients reach the sentinels and the data nodes over TLS only, with these certificates: the
+   * sentinels report the data nodes' TLS ports, and sentinels and replicas speak TLS to the nodes.
+   * (The plain ports stay open for the harness's own inspection clients.)
+   */
+  readonly tls?: RedisTls.Certificates | undefined
+}
+
 /** A running Sentinel deployment. */
 export interface RedisSentinel {
-  /** `"127.0.0.1:PORT"` of each sentinel. */
+  /** `"127.0.0.1:PORT"` of each sentinel (its TLS port with `tls`). */
   readonly sentinels: ReadonlyArray<string>
   /** The two data nodes; which one is master changes with failovers. */
   readonly nodes: ReadonlyArray<RedisServer.RedisServer>
@@ -44,11 +55,35 @@ export interface RedisSentinel {
   readonly stop: () => Promise<void>
 }
 
-const sentinelConf = (port: number, dir: string, masterPort: number) =>
+const tlsArgs = (tls: RedisTls.Certificates) => [
+  "--tls-cert-file",
+  tls.cert,
+  "--tls-key-file",
+  tls.key,
+  "--tls-ca-cert-file",
+  tls.ca,
+  "--tls-auth-clients",
+  "no",
+  "--tls-replication",
+  "yes"
+]
+
+const sentinelConf = (port: number, dir: string, masterPort: number, tls?: { port: number; files: RedisTls.Certificates }) =>
   [
     `port ${port}`,
     "bind 127.0.0.1",
     `dir ${dir}`,
+    // Sentinels talk to each other over TLS too: each announces its TLS port.
+    ...(tls === undefined ? [] : [
+      `tls-port ${tls.port}`,
+      `tls-cert-file ${tls.files.cert}`,
+      `tls-key-file ${tls.files.key}`,
+      `tls-ca-cert-file ${tls.files.ca}`,
+      "tls-auth-clients no",
+      "tls-replication yes",
+      "sentinel announce-ip 127.0.0.1",
+      `sentinel announce-port ${tls.port}`
+    ]),
     `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
     `sentinel down-after-milliseconds ${masterName} 1000`,
     `sentinel failover-timeout ${masterName} 4000`,
@@ -56,9 +91,17 @@ const sentinelConf = (port: number, dir: string, masterPort: number) =>
   ].join("\n") + "\n"
 
 /** Starts the deployment and waits until every sentinel sees the master and its replica. */
-export const start = async (): Promise<RedisSentinel> => {
+export const start = async (options: StartOptions = {}): Promise<RedisSentinel> => {
+  const tls = options.tls
   const nodes: Array<RedisServer.RedisServer> = []
-  const sentinels: Array<{ readonly port: number; readonly proc: Processes.Proc; readonly client: Redis }> = []
+  // The port clients are told of for each node: its TLS port with `tls`.
+  const announced = new Map<RedisServer.RedisServer, number>()
+  const sentinels: Array<{
+    readonly port: number
+    readonly clientPort: number
+    readonly proc: Processes.Proc
+    readonly client: Redis
+  }> = []
   const dir = mkdtempSync(join(tmpdir(), "esr-sentinel-"))
   const signal = (index: number, name: NodeJS.Signals) => {
     const pid = sentinels[index]?.proc.pid
@@ -73,9 +116,23 @@ export const start = async (): Promise<RedisSentinel> => {
     rmSync(dir, { recursive: true, force: true })
   }
   try {
-    const master = await RedisServer.start()
+    // A node that may be demoted later announces its TLS port to the master it replicates.
+    const node = async (replicaOf?: number) => {
+      const tlsPort = tls === undefined ? undefined : await Processes.freePort()
+      const server = await RedisServer.start({
+        args: [
+          ...(tls === undefined || tlsPort === undefined
+            ? []
+            : ["--tls-port", String(tlsPort), "--replica-announce-port", String(tlsPort), ...tlsArgs(tls)]),
+          ...(replicaOf === undefined ? [] : ["--replicaof", "127.0.0.1", String(replicaOf)])
+        ]
+      })
+      announced.set(server, tlsPort ?? server.port)
+      return server
+    }
+    const master = await node()
     nodes.push(master)
-    nodes.push(await RedisServer.start({ args: ["--replicaof", "127.0.0.1", String(master.port)] }))
+    nodes.push(await node(announced.get(master)))
     const probe = master.client()
     await Processes.until(
       "the replica to be in sync",
@@ -83,12 +140,21 @@ export const start = async (): Promise<RedisSentinel> => {
     )
     for (let i = 0; i < 3; i++) {
       const port = await Processes.freePort()
+      const tlsPort = tls === undefined ? undefined : await Processes.freePort()
       const conf = join(dir, `sentinel-${i}.conf`)
-      writeFileSync(conf, sentinelConf(port, dir, master.port))
+      writeFileSync(
+        conf,
+        sentinelConf(
+          port,
+          dir,
+          announced.get(master)!,
+          tls === undefined || tlsPort === undefined ? undefined : { port: tlsPort, files: tls }
+        )
+      )
       const proc = Processes.launch("redis-server", [conf, "--sentinel"])
       const client = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 1 })
       client.on("error", () => {})
-      sentinels.push({ port, proc, client })
+      sentinels.push({ port, clientPort: tlsPort ?? port, proc, client })
     }
     await Promise.all(sentinels.map((s) =>
       Processes.until("a sentinel that knows the replica", async () => {
@@ -110,7 +176,7 @@ export const start = async (): Promise<RedisSentinel> => {
     ]
     return Number(port)
   }
-  const byPort = (port: number) => nodes.find((n) => n.port === port)!
+  const byPort = (port: number) => nodes.find((n) => announced.get(n) === port)!
   const master = async () => byPort(await masterPort())
 
   // The new master is promoted, every sentinel agrees, and the old one (if alive) replicates from it.
@@ -131,10 +197,10 @@ export const start = async (): Promise<RedisSentinel> => {
   }
 
   return {
-    sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`),
+    sentinels: sentinels.map((s) => `127.0.0.1:${s.clientPort}`),
     nodes,
     settings: <X extends object>(extra: X = {} as X) => ({
-      sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`),
+      sentinels: sentinels.map((s) => `127.0.0.1:${s.clientPort}`),
       sentinelMaster: masterName,
       ...extra
     }),
@@ -176,8 +242,6 @@ export const start = async (): Promise<RedisSentinel> => {
   }
 }
 
-/** A deployment for the life of a scope. */
-export const scoped: Effect.Effect<RedisSentinel, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(start),
-  (deployment) => Effect.promise(() => deployment.stop())
-)
+/** A deployment (with `options`) for the life of a scope. */
+export const scoped = (options: StartOptions = {}): Effect.Effect<RedisSentinel, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.promise(() => start(options)), (deployment) => Effect.promise(() => deployment.stop()))
