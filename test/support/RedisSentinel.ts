@@ -68,7 +68,12 @@ const tlsArgs = (tls: RedisTls.Certificates) => [
   "yes"
 ]
 
-const sentinelConf = (port: number, dir: string, masterPort: number, tls?: { port: number; files: RedisTls.Certificates }) =>
+const sentinelConf = (
+  port: number,
+  dir: string,
+  masterPort: number,
+  tls?: { port: number; files: RedisTls.Certificates }
+) =>
   [
     `port ${port}`,
     "bind 127.0.0.1",
