@@ -80,6 +80,14 @@ export interface MakeOptions {
 }
 
 /**
+ * The wait before reconnect attempt `attempt`: 50 ms doubling per attempt, at
+ * most one second; for every connection the library keeps.
+ *
+ * @internal
+ */
+export const backoffMillis = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
+
+/**
  * Builds the ioredis options from the settings. Timeouts are bounded so that
  * a command issued while Redis is down fails within `commandTimeout` instead
  * of ioredis's default of over a minute, and reconnection backs off to at
@@ -89,14 +97,6 @@ export interface MakeOptions {
  * @since 0.1.0
  * @category constructors
  */
-/**
- * The wait before reconnect attempt `attempt`: 50 ms doubling per attempt, at
- * most one second; for every connection the library keeps.
- *
- * @internal
- */
-export const backoffMillis = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
-
 export const options = (config: SessionConfig, name: string): Options => {
   const commandTimeout = Duration.toMillis(config.commandTimeout)
   const tls = tlsOptions(config)

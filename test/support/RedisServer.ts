@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { freePort } from "./Processes.js"
 
 /** ioredis options without `replyMapping`, whose declared type clashes with exactOptionalPropertyTypes. */
 export type ClientOptions = Omit<RedisOptions, "replyMapping">
@@ -115,19 +116,6 @@ const installExitHook = () => {
     }
   })
 }
-
-/** A port that was free a moment ago; redis may still lose a race for it, so callers retry. */
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const probe = net.createServer()
-    probe.unref()
-    probe.once("error", reject)
-    probe.listen(0, HOST, () => {
-      const address = probe.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      probe.close(() => (port > 0 && port !== 6379 ? resolve(port) : freePort().then(resolve, reject)))
-    })
-  })
 
 /** Sends AUTH (if needed) and PING over a raw socket; resolves true when PONG comes back. */
 const pingOnce = (target: { port: number } | { path: string }, password: string | undefined): Promise<boolean> =>
@@ -286,6 +274,7 @@ export const start = async (options: StartOptions = {}): Promise<RedisServer> =>
       await waitReady(current, { path: socket }, password, readyTimeoutMs)
     } else {
       for (let attempt = 1;; attempt++) {
+        // Free a moment ago: redis may still lose a race for it, hence the retry below.
         port = await freePort()
         args = ["--port", String(port), ...common, ...auth, ...extra]
         current = launch(args, dir)
