@@ -203,7 +203,8 @@ export const middleware = (options: HttpOptions.Input): Effect.Effect<Middleware
 export const make = (options: HttpOptions.Options): Middleware => {
   const signer = SessionCookie.make(options.secrets, options.cookieFormat)
   // Per request: one RequestSession, one pre-response handler, the service provided, and the
-  // commit after the app. Written with plain combinators: this runs on every request.
+  // commit after the app. Written with plain combinators, and with no named closure (methods, or
+  // anonymous arguments): this runs on every request.
   return <E, R>(app: HttpApp.Default<E, R>) =>
     Effect.withFiberRuntime((fiber) => {
       const context = fiber.currentContext as Context.Context<HttpServerRequest.HttpServerRequest | SessionStore>
@@ -217,16 +218,16 @@ export const make = (options: HttpOptions.Options): Middleware => {
       // The pre-response handler runs on the final response, whether the app succeeded or its
       // error was turned into a response, so the cookie is never lost.
       return Effect.zipRight(
-        HttpApp.appendPreResponseHandler(session.respond),
+        HttpApp.appendPreResponseHandler((request, response) => session.respond(request, response)),
         Effect.matchCauseEffect(Effect.provideService(app, HttpSession, session), {
-          onFailure: (cause) => {
+          onFailure(cause) {
             const work = session.commit()
             return work === undefined ? Effect.failCause(cause) : Effect.matchCauseEffect(work, {
               onFailure: (committed) => Effect.failCause(Cause.sequential(cause, committed)),
               onSuccess: () => Effect.failCause(cause)
             })
           },
-          onSuccess: (response) => {
+          onSuccess(response) {
             const work = session.commit()
             return work === undefined ? Effect.succeed(response) : Effect.as(work, response)
           }

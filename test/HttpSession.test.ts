@@ -124,7 +124,19 @@ const router = HttpRouter.empty.pipe(
       return json(yield* Typed.data)
     })
   ),
-  HttpRouter.get("/typed", Effect.map(Typed.data, (data) => json(data)))
+  HttpRouter.get("/typed", Effect.map(Typed.data, (data) => json(data))),
+  // The service destructured, as any Effect service can be: its operations need no `this`.
+  HttpRouter.post(
+    "/destructured",
+    Effect.gen(function*() {
+      const { get, set, unset } = yield* session
+      const n = Option.getOrElse(yield* get("n"), () => 0) as number
+      yield* set("n", n + 1)
+      yield* set("gone", true)
+      yield* unset("gone")
+      return json({ n: n + 1, read: yield* get("n") })
+    })
+  )
 )
 
 /** The test app: the router behind the session middleware, with errors mapped after it. */
@@ -241,6 +253,18 @@ const behaviour = (name: string, harness: Layer.Layer<Harness>) =>
         expect(third.setCookies).toEqual([])
         expect((yield* app.client().get("/count")).body).toEqual({ n: 1, isNew: true })
         expect(yield* exists(idOf(alice.jar.get("sid")))).toBe(true)
+      })))
+
+    it.scoped("works with the service destructured: get, set and unset need no receiver", () =>
+      withStore(Effect.gen(function*() {
+        const app = yield* start()
+        const alice = app.client()
+        expect((yield* alice.post("/destructured", {})).body).toEqual({
+          n: 1,
+          read: { _id: "Option", _tag: "Some", value: 1 }
+        })
+        expect((yield* alice.post("/destructured", {})).body).toMatchObject({ n: 2 })
+        expect((yield* alice.get("/data")).body).toEqual({ n: 2 })
       })))
 
     it.scoped("sets the default cookie attributes: HttpOnly, SameSite=Lax, Path=/, Max-Age = the store's expire, no Secure over http", () =>

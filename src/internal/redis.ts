@@ -493,8 +493,12 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const run = <A>(method: string, command: string, key: string, f: (client: Client) => Promise<A>) => {
     const call = Effect.suspend(() => {
       const down = unavailable(method)
+      // `try` is a method, not an arrow property: this runs for every command, and tsx (which the
+      // benchmarks run under) would wrap a named arrow in a `__name` call each time.
       return down !== undefined ? Effect.fail(down) : Effect.tryPromise({
-        try: () => bounded(f(client), commandBoundMillis, command),
+        try() {
+          return bounded(f(client), commandBoundMillis, command)
+        },
         catch: onFailure(method, command)
       })
     })

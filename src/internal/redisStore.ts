@@ -122,11 +122,10 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
         build(multi)
       })
 
-  const decodeOrDrop = (id: string, fields: Record<string, string>, previous: Session.Snapshot | undefined) =>
-    Either.match(Session.decode(id, fields, previous), {
-      onLeft: (error) => Effect.zipRight(cache.remove(id), Effect.fail(error)),
-      onRight: Effect.succeed
-    })
+  const decodeOrDrop = (id: string, fields: Record<string, string>, previous: Session.Snapshot | undefined) => {
+    const decoded = Session.decode(id, fields, previous)
+    return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.zipRight(cache.remove(id), decoded)
+  }
 
   // A reply that failed may still have been executed: drop what we hold rather than guess.
   const dropOnError = (id: string) => <A, E>(self: Effect.Effect<A, E>) => Effect.tapError(self, () => cache.remove(id))
@@ -305,7 +304,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const user = Session.requestedUser(session, base)
     const rebind = user !== base.user
     const next = Session.make(session.id, current.createdAt, delta.next)
-    const at = yield* Clock.currentTimeMillis
+    const at = clock.unsafeCurrentTimeMillis()
     if (isOver(next, at)) return yield* cache.remove(session.id)
     // Nothing changed: only the lifetime is refreshed.
     if (Session.isEmpty(delta) && !rebind) {
@@ -335,7 +334,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       multi.hincrby(key, Session.versionField, 1).pexpire(key, lifetimeOf(current.createdAt, at))
     }).pipe(dropOnError(session.id))
     yield* replicated("SessionStore.flush", key).pipe(dropOnError(session.id))
-    const now = yield* Clock.currentTimeMillis
+    const now = clock.unsafeCurrentTimeMillis()
     if (replies[first] !== 1) {
       // Destroyed or expired meanwhile: our HSET made a hash without the creation field, which
       // readers ignore; delete it so it does not linger until its TTL.

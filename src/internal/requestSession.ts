@@ -132,13 +132,21 @@ export class RequestSession implements HttpSession {
     return this.withLoaded((state) => state.data)
   }
 
-  // The operations are arrow properties, not prototype methods, so that a handler may destructure
-  // the service (`const { get } = yield* HttpSession`) as it can any Effect service.
-  readonly get = (key: string): Effect.Effect<Option.Option<unknown>, SessionStoreError> =>
-    this.withLoaded((state) => Object.hasOwn(state.data, key) ? Option.some(state.data[key]) : Option.none())
+  // The operations with arguments are getters that return a bound function, so that a handler may
+  // destructure the service (`const { get } = yield* HttpSession`) as it can any Effect service, and
+  // a request pays for the closures it uses only. Not arrow fields: those are made on every request,
+  // used or not (and tsx, which the benchmarks run under, wraps each in a `__name` call).
+  get get(): (key: string) => Effect.Effect<Option.Option<unknown>, SessionStoreError> {
+    return (key) =>
+      this.withLoaded((state) => Object.hasOwn(state.data, key) ? Option.some(state.data[key]) : Option.none())
+  }
 
-  readonly set = (key: string, value: unknown): Effect.Effect<void, SessionStoreError> =>
-    Effect.flatMap(this.withLoaded(() => undefined), () => {
+  get set(): (key: string, value: unknown) => Effect.Effect<void, SessionStoreError> {
+    return (key, value) => this.setField(key, value)
+  }
+
+  private setField(key: string, value: unknown): Effect.Effect<void, SessionStoreError> {
+    return Effect.flatMap(this.withLoaded(() => undefined), () => {
       let encoded: string | undefined
       try {
         encoded = value === undefined ? undefined : JSON.stringify(value)
@@ -156,9 +164,11 @@ export class RequestSession implements HttpSession {
       )
       return Effect.void
     })
+  }
 
-  readonly unset = (key: string): Effect.Effect<void, SessionStoreError> =>
-    this.update((state) => RequestState.withData(state, omit(state.data, key)))
+  get unset(): (key: string) => Effect.Effect<void, SessionStoreError> {
+    return (key) => this.update((state) => RequestState.withData(state, omit(state.data, key)))
+  }
 
   // Operations without arguments are values, as in Effect's own services; getters, so that
   // they cost nothing until used.
@@ -177,8 +187,9 @@ export class RequestSession implements HttpSession {
     })
   }
 
-  readonly login = (user: string): Effect.Effect<void, SessionStoreError> =>
-    this.update((state) => RequestState.regenerated(state, user))
+  get login(): (user: string) => Effect.Effect<void, SessionStoreError> {
+    return (user) => this.update((state) => RequestState.regenerated(state, user))
+  }
 
   get user(): Effect.Effect<Option.Option<string>, SessionStoreError> {
     return this.withLoaded((state) => Option.fromNullable(RequestState.userOf(state)))
@@ -268,7 +279,7 @@ export class RequestSession implements HttpSession {
         store.create(plan.create, { user: plan.user }),
         (session): RequestState.Outcome => ({ _tag: "Issued", id: session.id })
       )
-      : plan.flush !== undefined && !Session.isEmpty(Session.diff(plan.flush))
+      : plan.flush !== undefined && Session.hasChanges(plan.flush)
       ? Effect.as(store.flush(plan.flush), plan.outcome)
       : Effect.succeed(plan.outcome)
     const writes = plan.retired.length === 0
@@ -281,12 +292,12 @@ export class RequestSession implements HttpSession {
 
   /**
    * The pre-response handler: puts the cookie on the final response, whether the app succeeded or
-   * its error was turned into a response. An arrow, so it can be registered without binding.
+   * its error was turned into a response.
    */
-  readonly respond = (
+  respond(
     request: HttpServerRequest.HttpServerRequest,
     response: HttpServerResponse.HttpServerResponse
-  ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
     // Not committed yet means the middleware was passed to `serve` and runs around the sending of
     // the response: commit here, or the cookie is lost.
     if (!this.committed) {
