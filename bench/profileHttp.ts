@@ -1,7 +1,7 @@
 /**
  * Where an HTTP server's CPU goes on read-only requests for a known session:
  *
- *   npx tsx bench/profileHttp.ts [--write] [mode ...]     (default: expressCsc express)
+ *   npx tsx bench/profileHttp.ts [--write | --mixed] [mode ...]     (default: expressCsc express)
  *
  * Runs each server child under `--cpu-prof`, sends read-only requests for
  * 5 s after a 1 s warm-up, and prints the CPU time per request and the
@@ -14,7 +14,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { load, login, startServer } from "./http/client.js"
 import { hasSessions, type Mode, modes } from "./http/modes.js"
-import { dummyCookie } from "./httpReadMostly.js"
+import { cycle as readMostly, dummyCookie } from "./httpReadMostly.js"
 import { startRedis } from "./redis.js"
 import { log } from "./stats.js"
 
@@ -66,9 +66,12 @@ const top = (m: Map<string, number>, n: number, skip: (name: string) => boolean)
   [...m.entries()].filter(([name]) => !skip(name)).sort((a, b) => b[1] - a[1]).slice(0, n)
 
 const main = async () => {
-  // `--write`: one-field writes (POST /write) instead of reads.
+  // `--write`: one-field writes (POST /write) instead of reads; `--mixed`: the read-mostly
+  // workload's own cycle (9 reads, 1 write).
   const write = process.argv.includes("--write")
-  const args = process.argv.slice(2).filter((a) => a !== "--write")
+  const mixed = process.argv.includes("--mixed")
+  const kind = mixed ? "read-mostly" : write ? "write" : "read-only"
+  const args = process.argv.slice(2).filter((a) => a !== "--write" && a !== "--mixed")
   const wanted = (args.length > 0 ? args : ["expressCsc", "express"]) as Array<Mode>
   for (const m of wanted) if (!modes.includes(m)) throw new Error(`unknown mode ${m}; one of ${modes.join(", ")}`)
   const dir = mkdtempSync(join(tmpdir(), "bench-prof-"))
@@ -78,7 +81,7 @@ const main = async () => {
     for (const mode of wanted) {
       const server = await startServer(mode, redis)
       const cookies = hasSessions(mode) ? await login(server.port, 64) : []
-      const cycle = (
+      const cycle = mixed ? readMostly : (
         cookie: string | undefined
       ) => [{
         method: write ? "POST" : "GET",
@@ -96,9 +99,7 @@ const main = async () => {
       await server.stop()
       const file = readdirSync(dir).find((f) => f.includes(`.${server.pid}.0.`))
       log(
-        `\n${mode}: ${requests} ${write ? "write" : "read-only"} requests, ${
-          cpuPerRequest.toFixed(1)
-        } µs CPU per request`
+        `\n${mode}: ${requests} ${kind} requests, ${cpuPerRequest.toFixed(1)} µs CPU per request`
       )
       if (file === undefined) {
         log("  (no CPU profile was written)")
