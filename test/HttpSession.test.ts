@@ -626,6 +626,33 @@ behaviour("HttpSession over HTTP (memory store)", memoryHarness)
 behaviour("HttpSession over HTTP (Redis store, real redis-server)", redisHarness)
 
 // ---------------------------------------------------------------------------
+// The service's scope
+// ---------------------------------------------------------------------------
+
+describe("HttpSession: the service exists inside the middleware only", () => {
+  it.scopedLive("code after the middleware sees no HttpSession, whether the app succeeded or failed", () =>
+    Effect.gen(function*() {
+      const middleware = yield* HttpSession.middleware({ secrets: [secretA] })
+      const outside = (label: string) =>
+        Effect.map(
+          Effect.serviceOption(HttpSession.HttpSession),
+          (found) => json({ label, leaked: Option.isSome(found) })
+        )
+      const inner = HttpRouter.empty.pipe(
+        HttpRouter.get("/ok", Effect.as(setAll({ a: 1 }), json({ ok: true }))),
+        HttpRouter.get("/fail", Effect.zipRight(setAll({ a: 1 }), Effect.fail(new Boom())))
+      )
+      const app = middleware(inner).pipe(
+        Effect.zipRight(outside("success")),
+        Effect.catchAll(() => outside("failure"))
+      )
+      const client = Http.makeClient(yield* Http.serve(app))
+      expect((yield* client.get("/ok")).body).toEqual({ label: "success", leaked: false })
+      expect((yield* client.get("/fail")).body).toEqual({ label: "failure", leaked: false })
+    }).pipe(Effect.provide(SessionStore.layerMemory())))
+})
+
+// ---------------------------------------------------------------------------
 // Store failures
 // ---------------------------------------------------------------------------
 

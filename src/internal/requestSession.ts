@@ -14,7 +14,6 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
-import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type { HttpSession, HttpSessionInfo } from "../HttpSession.js"
@@ -77,18 +76,19 @@ export class RequestSession implements HttpSession {
   // -------------------------------------------------------------------------
 
   /**
-   * Reads the stored session named by the cookie. Two fibers of one request that load at once each
-   * read (a cache hit, usually); the first answer wins and the other is dropped. That needs no
-   * lock and no Deferred on the common path, and no fiber can wait on another that was interrupted.
+   * Reads the stored session named by the cookie, then runs `f` on the loaded state. Two fibers of
+   * one request that load at once each read (a cache hit, usually); the first answer wins and the
+   * other is dropped. That needs no lock and no Deferred on the common path, and no fiber can wait
+   * on another that was interrupted.
    */
-  private load(): Effect.Effect<RequestState.Loaded, SessionStoreError> {
+  private load<A>(f: (state: RequestState.Loaded) => A): Effect.Effect<A, SessionStoreError> {
     const cookie = this.cookie()
-    if (Option.isNone(cookie)) return Effect.sync(() => this.settle(undefined))
+    if (Option.isNone(cookie)) return Effect.sync(() => f(this.settle(undefined)))
     return Effect.map(
       this.traced
         ? Effect.withSpan(this.store.retrieve(cookie.value.value), "HttpSession.load")
         : this.store.retrieve(cookie.value.value),
-      (found) => this.settle(Option.getOrUndefined(found))
+      (found) => f(this.settle(Option.getOrUndefined(found)))
     )
   }
 
@@ -102,7 +102,17 @@ export class RequestSession implements HttpSession {
   private withLoaded<A>(f: (state: RequestState.Loaded) => A): Effect.Effect<A, SessionStoreError> {
     return Effect.suspend(() => {
       const state = this.state
-      return state._tag === "Unloaded" ? Effect.map(this.load(), f) : Effect.succeed(f(state))
+      return state._tag === "Unloaded" ? this.load(f) : Effect.succeed(f(state))
+    })
+  }
+
+  /** Runs the effect `f` makes from the loaded state, loading it first if needed. */
+  private withLoadedEffect<A>(
+    f: (state: RequestState.Loaded) => Effect.Effect<A, SessionStoreError>
+  ): Effect.Effect<A, SessionStoreError> {
+    return Effect.suspend(() => {
+      const state = this.state
+      return state._tag === "Unloaded" ? Effect.flatten(this.load(f)) : f(state)
     })
   }
 
@@ -118,10 +128,10 @@ export class RequestSession implements HttpSession {
   // -------------------------------------------------------------------------
 
   get id(): Effect.Effect<string, SessionStoreError> {
-    return Effect.flatMap(
-      this.withLoaded(RequestState.storedId),
-      (id) => id !== undefined ? Effect.succeed(id) : this.create()
-    )
+    return this.withLoadedEffect((state) => {
+      const id = RequestState.storedId(state)
+      return id !== undefined ? Effect.succeed(id) : this.create()
+    })
   }
 
   get isNew(): Effect.Effect<boolean, SessionStoreError> {
@@ -146,7 +156,7 @@ export class RequestSession implements HttpSession {
   }
 
   private setField(key: string, value: unknown): Effect.Effect<void, SessionStoreError> {
-    return Effect.flatMap(this.withLoaded(() => undefined), () => {
+    return this.withLoadedEffect(() => {
       let encoded: string | undefined
       try {
         encoded = value === undefined ? undefined : JSON.stringify(value)
@@ -196,7 +206,7 @@ export class RequestSession implements HttpSession {
   }
 
   get sessions(): Effect.Effect<ReadonlyArray<HttpSessionInfo>, SessionStoreError> {
-    return Effect.flatMap(this.withLoaded(identity), (state) => {
+    return this.withLoadedEffect((state) => {
       const user = RequestState.userOf(state)
       if (user === undefined) return Effect.succeed([])
       const current = RequestState.storedId(state)
@@ -208,7 +218,7 @@ export class RequestSession implements HttpSession {
   }
 
   get signOutEverywhere(): Effect.Effect<number, SessionStoreError> {
-    return Effect.flatMap(this.withLoaded(identity), (state) => {
+    return this.withLoadedEffect((state) => {
       const user = RequestState.userOf(state)
       if (user === undefined) return Effect.succeed(0)
       return Effect.map(this.store.destroyAll(user), (count) => {
@@ -220,7 +230,7 @@ export class RequestSession implements HttpSession {
   }
 
   get signOutOthers(): Effect.Effect<number, SessionStoreError> {
-    return Effect.flatMap(this.withLoaded(identity), (state) => {
+    return this.withLoadedEffect((state) => {
       const user = RequestState.userOf(state)
       if (user === undefined) return Effect.succeed(0)
       return this.store.destroyAll(user, { except: RequestState.storedId(state) })
