@@ -202,7 +202,7 @@ describe("ExpressStore", () => {
 
       const redis = server.client()
       const hash = await redis.hgetall(prefix + id)
-      expect(Object.keys(hash).sort()).toEqual([Session.createdField, "cookie", "user"].sort())
+      expect(Object.keys(hash).sort()).toEqual([Session.createdField, Session.versionField, "cookie", "user"].sort())
       expect(JSON.parse(hash.user!)).toBe("alice")
       expect(JSON.parse(hash.cookie!)).toMatchObject({ originalMaxAge: null, httpOnly: true, path: "/" })
       // The store's lifetime, not connect-redis's one day.

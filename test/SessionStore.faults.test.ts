@@ -293,18 +293,18 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       yield* untilSucceeds(store.ping)
       // What the server had received runs once, when it resumes. Had the client sent the
       // unanswered MULTI again on its new connection, a later write could be overwritten by it:
-      // the version would then have been bumped twice.
+      // the version (1 at creation) would then have been bumped twice.
       const raw = server.client()
       yield* RedisServer.eventually(
         Effect.flatMap(
           promise(() => raw.hget(`session:${created.id}`, "$v")),
-          (v) => v === "1" ? Effect.void : Effect.fail(`version ${v}`)
+          (v) => v === "2" ? Effect.void : Effect.fail(`version ${v}`)
         ),
         { timeoutMs: 5_000, intervalMs: 20 }
       )
       const again = yield* store.retrieve(created.id)
       expect(Option.getOrThrow(again).data).toEqual({ n: 1 })
-      expect(yield* promise(() => raw.hget(`session:${created.id}`, "$v"))).toBe("1")
+      expect(yield* promise(() => raw.hget(`session:${created.id}`, "$v"))).toBe("2")
     }).pipe(guard(30_000, "no resend of a timed-out write")))
 
   it.scopedLive("building the layer against a hung server fails with RedisConnectionError within connectTimeout", () =>

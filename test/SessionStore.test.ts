@@ -643,13 +643,15 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
   })
 
   describe("what each operation sends", () => {
-    it.scoped("a one-field flush: one MULTI with HEXISTS, HSET, HINCRBY and PEXPIRE, no re-read; then hits", () =>
+    it.scoped("a one-field flush: one MULTI with HSET, HINCRBY and PEXPIRE, no re-read; then hits", () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.TestRedis
         const store = yield* build(server.settings())
         const created = yield* store.create({ a: 1, b: [1, 2, 3] })
+        // A session starts at version 1: HINCRBY's reply tells alone whether it was alive.
+        expect(yield* promise(() => server.client().hget(keyOf(created.id), "$v"))).toBe("1")
         const { commands } = yield* server.countCommands(store.flush(change(created, { a: 2 })))
-        expect(commands).toEqual({ multi: 1, hexists: 1, hset: 1, hincrby: 1, pexpire: 1, exec: 1 })
+        expect(commands).toEqual({ multi: 1, hset: 1, hincrby: 1, pexpire: 1, exec: 1 })
         // What we wrote is what we serve, without asking Redis.
         const read = yield* server.countCommands(store.retrieve(created.id))
         expect(read.total).toBe(0)
@@ -658,7 +660,37 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         const again = yield* server.countCommands(store.flush(change(Option.getOrThrow(read.value), { c: 3 })))
         expect(again.commands["hgetall"]).toBeUndefined()
         expect((yield* server.countCommands(store.retrieve(created.id))).total).toBe(0)
-        expect(yield* promise(() => server.client().hget(keyOf(created.id), "$v"))).toBe("2")
+        expect(yield* promise(() => server.client().hget(keyOf(created.id), "$v"))).toBe("3")
+      }))
+
+    it.scoped("a session without a version (written by hand or an older release) is flushed with HEXISTS, and not resurrected once gone", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const store = yield* build(server.settings())
+        const id = Session.makeId()
+        yield* promise(() => server.client().hset(keyOf(id), "$c", String(Date.now()), "a", "1"))
+        const read = Option.getOrThrow(yield* store.retrieve(id))
+        const { commands } = yield* server.countCommands(store.flush(change(read, { a: 2 })))
+        expect(commands).toEqual({ multi: 1, hexists: 1, hset: 1, hincrby: 1, pexpire: 1, exec: 1 })
+        expect(yield* promise(() => server.client().hget(keyOf(id), "$v"))).toBe("1")
+        expect(Option.getOrThrow(yield* store.retrieve(id)).data).toEqual({ a: 2 })
+        // Gone, then flushed from a copy that predates the version: the write is undone.
+        const old = Option.getOrThrow(yield* store.retrieve(id))
+        yield* promise(() => server.client().del(keyOf(id)))
+        yield* store.flush(change({ ...old, snapshot: { ...old.snapshot!, version: 0 } }, { a: 3 }))
+        expect(yield* promise(() => server.client().exists(keyOf(id)))).toBe(0)
+        expect(yield* store.retrieve(id)).toEqual(Option.none())
+      }))
+
+    it.scoped("a flush of a versioned session that is gone leaves nothing behind: HINCRBY answering 1 says so", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const store = yield* build(server.settings())
+        const created = yield* store.create({ a: 1 })
+        yield* promise(() => server.client().del(keyOf(created.id)))
+        yield* store.flush(change(created, { a: 2 }))
+        expect(yield* promise(() => server.client().exists(keyOf(created.id)))).toBe(0)
+        expect(yield* store.retrieve(created.id)).toEqual(Option.none())
       }))
 
     it.scoped("a flush from an older copy than the one cached drops the entry; the next read fetches the merge", () =>

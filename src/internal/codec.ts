@@ -48,6 +48,18 @@ export const createdField = "$c"
 export const versionField = "$v"
 
 /**
+ * The version a session is created at. Not 0: a flush's `HINCRBY` then
+ * answers 2 or more on a live session and 1 only when it recreated one that
+ * was destroyed or expired meanwhile, so the flush needs no separate
+ * liveness check. (A session without the field, written by hand or by an
+ * older release, reads as version 0 and gets that check.)
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const firstVersion = 1
+
+/**
  * The hash field that holds the user a session is bound to, if any. Like the
  * other metadata fields it never appears in the session's data.
  *
@@ -148,6 +160,14 @@ export const decodeVersion = (raw: string | null | undefined): number | undefine
 // become a prototype, and an inherited property must never pass for a stored one.
 const own = <A>(record: Readonly<Record<string, A>>, key: string): A | undefined =>
   Object.hasOwn(record, key) ? record[key] : undefined
+/**
+ * A frozen copy of a record that was built key by key. V8 turns an object that
+ * gains more than a dozen properties that way into a hash table ("dictionary
+ * mode"), and then every spread of it costs microseconds: a session's data and
+ * fields are spread on every write, by us and by callers. A spread copy is
+ * an ordinary fast object again, and copying fast objects costs nanoseconds.
+ */
+const frozenFast = <A extends object>(record: A): A => Object.freeze({ ...record })
 const setOwn = (record: Record<string, unknown>, key: string, value: unknown): void => {
   if (key === "__proto__") {
     Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true })
@@ -199,7 +219,7 @@ export const decode = (
     }
     setOwn(kept, field, raw)
   }
-  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: Object.freeze(data), version, user })
+  const snapshot: Snapshot = Object.freeze({ fields: frozenFast(kept), data: frozenFast(data), version, user })
   return Either.right(Option.some(make(id, createdAt, snapshot)))
 }
 
@@ -242,10 +262,10 @@ export const withVersion = (snapshot: Snapshot, version: number): Snapshot =>
   Object.freeze({ fields: snapshot.fields, data: snapshot.data, version, user: snapshot.user })
 
 /**
- * Encodes a new session's data as hash fields, creation field first. Fails
- * with `SessionEncodeError` when a value has no JSON form (a `bigint`, a
- * cycle, a `toJSON` that throws); the error carries no id, since the session
- * never existed.
+ * Encodes a new session's data as hash fields, creation and version fields
+ * first. Fails with `SessionEncodeError` when a value has no JSON form (a
+ * `bigint`, a cycle, a `toJSON` that throws); the error carries no id, since
+ * the session never existed.
  *
  * @since 0.1.0
  * @category encoding
@@ -260,10 +280,10 @@ export const encodeNew = (
   readonly fields: ReadonlyArray<readonly [string, string]>
 }, SessionEncodeError> =>
   Either.map(encodeDelta({ id, data, snapshot: emptySnapshot }, emptySnapshot, false), (delta) => ({
-    session: make(id, createdAt, withUser(delta.next, user)),
+    session: make(id, createdAt, withVersion(withUser(delta.next, user), firstVersion)),
     fields: user === undefined
-      ? [[createdField, String(createdAt)], ...delta.set]
-      : [[createdField, String(createdAt)], [userField, user], ...delta.set]
+      ? [[createdField, String(createdAt)], [versionField, String(firstVersion)], ...delta.set]
+      : [[createdField, String(createdAt)], [versionField, String(firstVersion)], [userField, user], ...delta.set]
   }))
 
 // Why JSON.stringify threw, in words of our own: its message, or a throwing toJSON's, may quote the
@@ -339,6 +359,8 @@ const unsafeDiff = (session: Session, base: Snapshot): Delta => {
   const data: Record<string, unknown> = { ...base.data }
   // How many of the base's keys the session still has: fewer means some were removed.
   let present = 0
+  // Whether keys were added or deleted, which may have turned the copies into hash tables.
+  let reshaped = false
   for (const key of Object.keys(session.data)) {
     const value = session.data[key]
     const stored = Object.hasOwn(base.data, key)
@@ -352,10 +374,12 @@ const unsafeDiff = (session: Session, base: Snapshot): Delta => {
         remove.push(field)
         delete fields[field]
         delete data[key]
+        reshaped = true
       }
       continue
     }
     if (encoded !== own(base.fields, field)) {
+      if (!stored) reshaped = true
       set.push([field, encoded])
       setOwn(fields, field, encoded)
       // A fresh copy, so the caller's own object stays theirs and the snapshot stays frozen.
@@ -369,14 +393,15 @@ const unsafeDiff = (session: Session, base: Snapshot): Delta => {
       remove.push(field)
       delete fields[field]
       delete data[key]
+      reshaped = true
     }
   }
   return {
     set,
     remove,
     next: Object.freeze({
-      fields: Object.freeze(fields),
-      data: Object.freeze(data),
+      fields: reshaped ? frozenFast(fields) : Object.freeze(fields),
+      data: reshaped ? frozenFast(data) : Object.freeze(data),
       version: base.version,
       user: base.user
     })

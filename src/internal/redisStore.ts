@@ -20,6 +20,10 @@ import * as UserIndex from "./userIndex.js"
 
 type ExecResult = Array<[error: Error | null, result: unknown]> | null
 
+// What a flush that found its session gone leaves behind is deleted, but only while it still has
+// no creation field: a create under the same id may have landed since.
+const deleteIfNotCreated = "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return redis.call('DEL', KEYS[1]) end return 0"
+
 /** The index part of a write: its commands, queued on a transaction, on the index's own key. */
 interface IndexPart {
   readonly key: string
@@ -313,6 +317,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     }
     const key = keyOf(session.id)
     const ticket = yield* cache.begin(session.id)
+    // A session made by this library has a version from its creation, and HINCRBY's reply alone
+    // tells whether it was alive (see Session.firstVersion). One without needs HEXISTS.
+    const checkAlive = base.version === 0
     let first = 0
     // The new user's index first (see `transaction`); the old one keeps a stale member, which readers skip.
     const index = user === undefined ? undefined : {
@@ -323,7 +330,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     }
     const replies = yield* transaction("SessionStore.flush", key, index, (multi) => {
       // HEXISTS runs before the session's writes: it tells whether the session was alive when we wrote.
-      multi.hexists(key, Session.createdField)
+      if (checkAlive) multi.hexists(key, Session.createdField)
       if (delta.set.length > 0) multi.hset(key, ...delta.set.flat())
       if (delta.remove.length > 0) multi.hdel(key, ...delta.remove)
       if (rebind) {
@@ -335,11 +342,18 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     }).pipe(dropOnError(session.id))
     yield* replicated("SessionStore.flush", key).pipe(dropOnError(session.id))
     const now = clock.unsafeCurrentTimeMillis()
-    if (replies[first] !== 1) {
+    const version = replies[replies.length - 2]
+    if (checkAlive ? replies[first] !== 1 : version === Session.firstVersion) {
       // Destroyed or expired meanwhile: our HSET made a hash without the creation field, which
-      // readers ignore; delete it so it does not linger until its TTL.
+      // readers ignore; delete it, unless a create under this id got there first, so that it does
+      // not linger until its TTL.
       yield* cache.complete(ticket, undefined, now)
-      yield* run("SessionStore.flush", "DEL", key, (client) => client.del(key))
+      yield* run(
+        "SessionStore.flush",
+        "EVAL",
+        key,
+        (client) => client.eval(deleteIfNotCreated, 1, key, Session.createdField)
+      )
       yield* connection.debug(`flush of a destroyed or expired session dropped`)
       return
     }
@@ -347,7 +361,6 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     // Every data-changing write bumps the version: if ours landed on exactly one more than the
     // version we read, nobody wrote in between, and what we read plus what we wrote is what Redis
     // holds. Otherwise the entry is dropped and the next read, if any, fetches the merged state.
-    const version = replies[replies.length - 2]
     yield* cache.complete(
       ticket,
       version === base.version + 1
