@@ -22,7 +22,8 @@ type ExecResult = Array<[error: Error | null, result: unknown]> | null
 
 // What a flush that found its session gone leaves behind is deleted, but only while it still has
 // no creation field: a create under the same id may have landed since.
-const deleteIfNotCreated = "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return redis.call('DEL', KEYS[1]) end return 0"
+const deleteIfNotCreated =
+  "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return redis.call('DEL', KEYS[1]) end return 0"
 
 /** The index part of a write: its commands, queued on a transaction, on the index's own key. */
 interface IndexPart {
