@@ -133,7 +133,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     const call = Effect.suspend(() => {
       const down = unavailable(method)
       return down !== undefined ? Effect.fail(down) : Effect.tryPromise({
-        try: () => Redis.bounded(f(client), commandBoundMillis, command),
+        try() {
+          return Redis.bounded(f(client), commandBoundMillis, command)
+        },
         catch: (cause) => Redis.toError(method, command, cause, secrets)
       })
     })
