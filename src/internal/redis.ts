@@ -113,7 +113,7 @@ export const options = (config: SessionConfig, name: string): Options => {
     connectTimeout: Duration.toMillis(config.connectTimeout),
     // A timer per command (five per flush: about 30 µs of CPU per HTTP write), and `run` bounds every
     // call anyway; but it also bounds the handshake ioredis runs on each reconnect, which nothing
-    // else does: without it, a reconnect during a Sentinel failover was seen to hang for good.
+    // else does: without it, the Sentinel failover test's store did not become ready again in 20 s.
     commandTimeout,
     // A server that accepts but never answers is caught here; connectTimeout covers only the TCP connect.
     socketTimeout: Math.min(commandTimeout * 2, maxTimerMillis),
