@@ -111,9 +111,10 @@ export const options = (config: SessionConfig, name: string): Options => {
     connectionName: name,
     lazyConnect: true,
     connectTimeout: Duration.toMillis(config.connectTimeout),
-    // A timer per command (five per flush: about 30 µs of CPU per HTTP write), and `run` bounds every
-    // call anyway; but it also bounds the handshake ioredis runs on each reconnect, which nothing
-    // else does: without it, the Sentinel failover test's store did not become ready again in 20 s.
+    // A timer per command: five per flush, about 30 µs of CPU per HTTP write, and `run` bounds every
+    // call anyway. Yet with it off (always, or only while the connection is ready) the Sentinel
+    // failover test with waitReplicas failed: after a WAIT timed out, the store stayed unavailable
+    // for 20 s. Kept until that is understood.
     commandTimeout,
     // A server that accepts but never answers is caught here; connectTimeout covers only the TCP connect.
     socketTimeout: Math.min(commandTimeout * 2, maxTimerMillis),
