@@ -216,7 +216,7 @@ export const make = (options: HttpOptions.Options): Middleware => {
         Tracing.isTracing(fiber)
       )
       // Provided with Effect.provideService. Setting the context and putting it back in the handlers
-      // below takes fifteen fewer Effect steps, yet measured 25 µs more CPU per request.
+      // below takes 19 fewer Effect steps, yet measured 25 µs more CPU per request.
       // The pre-response handler runs on the final response, whether the app succeeded or its
       // error was turned into a response, so the cookie is never lost.
       return Effect.zipRight(
