@@ -112,9 +112,11 @@ export const options = (config: SessionConfig, name: string): Options => {
     lazyConnect: true,
     connectTimeout: Duration.toMillis(config.connectTimeout),
     // A timer per command: five per flush, about 30 µs of CPU per HTTP write, and `run` bounds every
-    // call anyway. Yet with it off (always, or only while the connection is ready) the Sentinel
-    // failover test with waitReplicas failed: after a WAIT timed out, the store stayed unavailable
-    // for 20 s. Kept until that is understood.
+    // call anyway. But it is what settles the commands that ioredis drops: with
+    // autoResendUnfulfilledCommands off, the commands in flight when a ready connection closes are
+    // discarded on the next ready without being rejected. Without it, `run`'s bound fails them as
+    // a Timeout while the new connection is ready, which reads as a hung server and drops that
+    // connection too: with WAITs in flight, over and over (seen in the Sentinel failover test).
     commandTimeout,
     // A server that accepts but never answers is caught here; connectTimeout covers only the TCP connect.
     socketTimeout: Math.min(commandTimeout * 2, maxTimerMillis),
