@@ -485,9 +485,21 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     return new RedisConnectionError({ method, reason, cause: lastError ?? new Error(`connection is ${status}`) })
   }
 
-  const onFailure = (method: string, command: string) => (cause: unknown) => {
+  // Counts the closes of the connection. ioredis drops the commands in flight at a close without
+  // rejecting them (autoResendUnfulfilledCommands is off; see `options`); only the commandTimeout
+  // timer settles them, as a timeout, by when the next connection may well be ready. So a timeout
+  // says "hung server" only for a command sent on the connection that is still open.
+  let closes = 0
+  client.on("close", () => closes++)
+
+  const onFailure = (method: string, command: string, cause: unknown, sentOn: number) => {
     const error = toError(method, command, cause, secrets)
     if (error._tag === "RedisConnectionError" && error.reason === "Timeout" && client.status === "ready") {
+      if (sentOn !== closes) {
+        // Dropped with the connection it was sent on: dropping the new one would drop the commands
+        // in flight on it too, and those would time out in turn, again and again.
+        return new RedisConnectionError({ method, reason: "Closed", cause: error.cause })
+      }
       // No event reports a hung server; stop sending to it, and let ioredis reconnect.
       unresponsive = true
       lastError = error.cause instanceof Error ? error.cause : lastError
@@ -499,13 +511,17 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const run = <A>(method: string, command: string, key: string, f: (client: Client) => Promise<A>) => {
     const call = Effect.suspend(() => {
       const down = unavailable(method)
-      // `try` is a method, not an arrow property: this runs for every command, and tsx (which the
-      // benchmarks run under) would wrap a named arrow in a `__name` call each time.
-      return down !== undefined ? Effect.fail(down) : Effect.tryPromise({
+      if (down !== undefined) return Effect.fail(down)
+      const sentOn = closes
+      // Methods, not arrow properties: this runs for every command, and tsx (which the benchmarks
+      // run under) would wrap a named arrow in a `__name` call each time.
+      return Effect.tryPromise({
         try() {
           return bounded(f(client), commandBoundMillis, command)
         },
-        catch: onFailure(method, command)
+        catch(cause) {
+          return onFailure(method, command, cause, sentOn)
+        }
       })
     })
     if (!config.debug) return call
