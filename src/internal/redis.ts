@@ -112,11 +112,9 @@ export const options = (config: SessionConfig, name: string): Options => {
     lazyConnect: true,
     connectTimeout: Duration.toMillis(config.connectTimeout),
     // A timer per command: five per flush, about 30 µs of CPU per HTTP write, and `run` bounds every
-    // call anyway. But it is what settles the commands that ioredis drops: with
-    // autoResendUnfulfilledCommands off, the commands in flight when a ready connection closes are
-    // discarded on the next ready without being rejected. Without it, `run`'s bound fails them as
-    // a Timeout while the new connection is ready, which reads as a hung server and drops that
-    // connection too: with WAITs in flight, over and over (seen in the Sentinel failover test).
+    // call anyway. It settles the commands that ioredis drops at a close (see `make`). Turned off,
+    // the Sentinel failover test failed before `make` told such timeouts from a hung server; since
+    // then, turning it off while the connection is ready has not been tried again.
     commandTimeout,
     // A server that accepts but never answers is caught here; connectTimeout covers only the TCP connect.
     socketTimeout: Math.min(commandTimeout * 2, maxTimerMillis),
