@@ -307,6 +307,34 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       expect(yield* promise(() => raw.hget(`session:${created.id}`, "$v"))).toBe("2")
     }).pipe(guard(30_000, "no resend of a timed-out write")))
 
+  it.scopedLive("a command dropped with a killed connection fails as Closed, and the new connection is not taken for a hung server", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(
+        server.settings({ connectTimeout: 1000, commandTimeout: 1500, cache: { enabled: false } })
+      )
+      const raw = server.client()
+      const clients = promise(() => raw.client("LIST") as Promise<string>)
+      const dataConnection = Effect.map(clients, (list) => /^id=(\d+) .* name=effect-session-redis /m.exec(list)?.[1])
+      // A command whose reply never comes: ioredis drops it with the connection and never rejects it;
+      // only its commandTimeout settles it, by when the store is on a new connection.
+      const blocked = yield* Effect.fork(Effect.flip(store.redis((client) => client.blpop("nobody-pushes-here", 0))))
+      yield* RedisServer.eventually(
+        Effect.flatMap(clients, (list) => /cmd=blpop/.test(list) ? Effect.void : Effect.fail("BLPOP not sent yet")),
+        { timeoutMs: 1000, intervalMs: 5 }
+      )
+      const first = yield* dataConnection
+      yield* promise(() => raw.client("KILL", "ID", first!))
+      yield* untilSucceeds(store.ping)
+      const second = yield* dataConnection
+      expect(second).not.toBe(first)
+      const error = yield* Fiber.join(blocked)
+      expect(error._tag === "RedisConnectionError" && error.reason).toBe("Closed")
+      // Still the same connection, and it works: the late timeout did not make the store drop it.
+      yield* store.ping
+      expect(yield* dataConnection).toBe(second)
+    }).pipe(guard(30_000, "a dropped command")))
+
   it.scopedLive("building the layer against a hung server fails with RedisConnectionError within connectTimeout", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.scoped()
