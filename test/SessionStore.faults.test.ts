@@ -307,7 +307,7 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       expect(yield* promise(() => raw.hget(`session:${created.id}`, "$v"))).toBe("2")
     }).pipe(guard(30_000, "no resend of a timed-out write")))
 
-  it.scopedLive("a command dropped with a killed connection fails as Closed, and the new connection is not taken for a hung server", () =>
+  it.scopedLive("a command dropped with a killed connection fails as Closed, and the new connection is not taken for a hung server nor held back", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.scoped()
       const store = yield* build(
@@ -316,8 +316,8 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       const raw = server.client()
       const clients = promise(() => raw.client("LIST") as Promise<string>)
       const dataConnection = Effect.map(clients, (list) => /^id=(\d+) .* name=effect-session-redis /m.exec(list)?.[1])
-      // A command whose reply never comes: ioredis drops it with the connection and never rejects it;
-      // only its commandTimeout settles it, by when the store is on a new connection.
+      // A command whose reply never comes: ioredis drops it with the connection and never settles it.
+      // The store must fail it as Closed, and not take it later for a sign of a hung new connection.
       const blocked = yield* Effect.fork(Effect.flip(store.redis((client) => client.blpop("nobody-pushes-here", 0))))
       yield* RedisServer.eventually(
         Effect.flatMap(clients, (list) => /cmd=blpop/.test(list) ? Effect.void : Effect.fail("BLPOP not sent yet")),
@@ -325,9 +325,16 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
       )
       const first = yield* dataConnection
       yield* promise(() => raw.client("KILL", "ID", first!))
+      const second = yield* RedisServer.eventually(
+        Effect.flatMap(
+          dataConnection,
+          (id) => id !== undefined && id !== first ? Effect.succeed(id) : Effect.fail("old")
+        ),
+        { timeoutMs: 10_000, intervalMs: 5 }
+      )
+      // Settled at the close, before the reconnect (100 ms later): not left for a timer to find.
+      expect(Option.isSome(yield* Fiber.poll(blocked))).toBe(true)
       yield* untilSucceeds(store.ping)
-      const second = yield* dataConnection
-      expect(second).not.toBe(first)
       const error = yield* Fiber.join(blocked)
       expect(error._tag === "RedisConnectionError" && error.reason).toBe("Closed")
       // Still the same connection, and it works: the late timeout did not make the store drop it.

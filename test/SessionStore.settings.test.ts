@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { SessionConfig, SessionStore } from "../src/index.js"
 import * as Redis from "../src/internal/redis.js"
+import * as RedisCluster from "../src/internal/redisCluster.js"
 import { RedisServer } from "./support/index.js"
 
 const build = (settings: SessionConfig.Input) =>
@@ -131,7 +132,16 @@ describe("durations Redis and Node can honour", () => {
       commandTimeout: 2 ** 31 - 1
     })
     const options = Redis.options(config, "x")
-    for (const value of [options.connectTimeout, options.commandTimeout, options.socketTimeout]) {
+    const cluster = RedisCluster.options(config, "x").redisOptions ?? {}
+    for (
+      const value of [
+        options.connectTimeout,
+        options.socketTimeout,
+        cluster.commandTimeout,
+        Redis.commandBoundOf(config),
+        Redis.commandBoundOf(config, 250)
+      ]
+    ) {
       expect(Number.isInteger(value)).toBe(true)
       expect(value).toBeLessThanOrEqual(2 ** 31 - 1)
     }

@@ -111,11 +111,9 @@ export const options = (config: SessionConfig, name: string): Options => {
     connectionName: name,
     lazyConnect: true,
     connectTimeout: Duration.toMillis(config.connectTimeout),
-    // A timer per command: five per flush, about 30 µs of CPU per HTTP write, and `run` bounds every
-    // call anyway. It settles the commands that ioredis drops at a close (see `make`). Turned off,
-    // the Sentinel failover test failed before `make` told such timeouts from a hung server; since
-    // then, turning it off while the connection is ready has not been tried again.
-    commandTimeout,
+    // No `commandTimeout`: ioredis would set a timer per command (five per flush) and `delete` it from
+    // the Command, about 30 µs of CPU per HTTP write. `run` bounds every call with one timer instead.
+    // A Cluster adds it back (see RedisCluster.options): its retries run inside one call.
     // A server that accepts but never answers is caught here; connectTimeout covers only the TCP connect.
     socketTimeout: Math.min(commandTimeout * 2, maxTimerMillis),
     maxRetriesPerRequest: 1,
@@ -255,9 +253,9 @@ export const secretsOf = (config: SessionConfig): ReadonlyArray<string> => [
 ]
 
 /**
- * ioredis bounds each command with `commandTimeout`; this guard only makes a
- * hang impossible whatever ioredis does. A plain timer costs far less on the
- * hot path than racing fibers with `Effect.timeout`.
+ * Bounds one call (one command, or a MULTI or pipeline of several) with one
+ * timer: the command timeout. A plain timer costs far less on the hot path
+ * than racing fibers with `Effect.timeout`, or ioredis's timer per command.
  */
 /** @internal */
 export const bounded = <A>(promise: Promise<A>, millis: number, command: string): Promise<A> =>
@@ -308,12 +306,13 @@ export const clientOptions = <A>(build: () => A): Effect.Effect<A, SessionConfig
   })
 
 /**
- * The bound of one call: the command timeout and a little more, within Node's timers.
+ * The bound of one call, within Node's timers: the command timeout, and
+ * `slack` more where the client bounds each command itself (a Cluster).
  *
  * @internal
  */
-export const commandBoundOf = (config: SessionConfig): number =>
-  Math.min(Duration.toMillis(config.commandTimeout) + 250, maxTimerMillis)
+export const commandBoundOf = (config: SessionConfig, slack = 0): number =>
+  Math.min(Duration.toMillis(config.commandTimeout) + slack, maxTimerMillis)
 
 /**
  * A client (a single server's or a Cluster's) as a scoped resource: closed with
@@ -483,12 +482,21 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     return new RedisConnectionError({ method, reason, cause: lastError ?? new Error(`connection is ${status}`) })
   }
 
-  // Counts the closes of the connection. ioredis drops the commands in flight at a close without
-  // rejecting them (autoResendUnfulfilledCommands is off; see `options`); only the commandTimeout
-  // timer settles them, as a timeout, by when the next connection may well be ready. So a timeout
-  // says "hung server" only for a command sent on the connection that is still open.
+  // ioredis drops the commands in flight when a connection closes, without settling them
+  // (autoResendUnfulfilledCommands is off; see `options`): an auto-pipeline among them would then
+  // hold back every later command on the client for good. They can get no reply now, so they fail
+  // here, as closed. The "close" event comes a tick after the close, well before the next connect
+  // replaces the queue.
+  // The closes are counted too, so that a timeout says "hung server" only for a command sent on the
+  // connection that is still open.
   let closes = 0
-  client.on("close", () => closes++)
+  client.on("close", () => {
+    closes++
+    const dropped = client.commandQueue
+    for (let item = dropped.shift(); item !== undefined; item = dropped.shift()) {
+      item.command.reject(new Error("Connection is closed."))
+    }
+  })
 
   const onFailure = (method: string, command: string, cause: unknown, sentOn: number) => {
     const error = toError(method, command, cause, secrets)

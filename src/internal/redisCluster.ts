@@ -42,7 +42,9 @@ export const options = (config: SessionConfig, name: string, overrides: Redis.Op
     ...node
   } = { ...Redis.options(config, name), ...overrides }
   return {
-    redisOptions: node,
+    // A Cluster call may retry (MOVED, ASK, a failover) within `run`'s bound: each attempt gets
+    // ioredis's own timeout, and the bound a little more (see `make`).
+    redisOptions: { commandTimeout: Duration.toMillis(config.commandTimeout), ...node },
     lazyConnect: true,
     // Commands wait for the first slot map; afterwards `run` fails fast while the cluster is down.
     enableOfflineQueue: true,
@@ -78,7 +80,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const secrets = Redis.secretsOf(config)
   const seeds = config.cluster!.map(({ host, port }) => ({ host, port }))
   const clusterOptions = yield* Redis.clientOptions(() => options(config, name, makeOptions.overrides))
-  const commandBoundMillis = Redis.commandBoundOf(config)
+  const commandBoundMillis = Redis.commandBoundOf(config, 250)
   const client = yield* Redis.scopedClient(() => new Cluster(seeds, clusterOptions), commandBoundMillis)
 
   let lastError: Error | undefined = undefined
