@@ -69,11 +69,20 @@ const httpOrder: ReadonlyArray<LoopbackMode> = [
   "expressOurs",
   "oursNoSession",
   "oursFloor",
+  "oursWriteFloor",
   "oursPlatformMiddleware",
   "expressNoSession"
 ]
 
-const remoteOrder: ReadonlyArray<RemoteMode> = ["ours", "oursNoSession", "expressCsc", "express", "expressNoSession"]
+const remoteOrder: ReadonlyArray<RemoteMode> = [
+  "ours",
+  "oursWriteFloor",
+  "oursFloor",
+  "oursNoSession",
+  "expressCsc",
+  "express",
+  "expressNoSession"
+]
 
 const colors: Chart["colors"] = {
   "ours": "#2563eb",
@@ -87,6 +96,7 @@ const colors: Chart["colors"] = {
   "Map.get": "#10b981",
   "no sessions (Effect)": "#bfdbfe",
   "trivial middleware (Effect)": "#a5b4fc",
+  "write floor (Effect)": "#818cf8",
   "platform middleware (Effect)": "#c7d2fe",
   "no sessions (express)": "#fed7aa",
   "p50": "#2563eb",
@@ -97,6 +107,7 @@ const seriesOfMode: Record<LoopbackMode, string> = {
   ours: "ours",
   oursNoSession: "no sessions (Effect)",
   oursFloor: "trivial middleware (Effect)",
+  oursWriteFloor: "write floor (Effect)",
   oursPlatformMiddleware: "platform middleware (Effect)",
   express: "express-session",
   expressNoSession: "no sessions (express)",
@@ -108,6 +119,7 @@ const shortLabels: Record<LoopbackMode, string> = {
   ours: "ours (HttpSession)",
   oursNoSession: "Effect, no sessions",
   oursFloor: "Effect, trivial middleware",
+  oursWriteFloor: "Effect, trivial middleware + raw MULTI per write",
   oursPlatformMiddleware: "Effect, xForwardedHeaders",
   express: "express-session",
   expressNoSession: "express, no sessions",
@@ -152,7 +164,9 @@ export const remoteChartSvg = (r: Results): string => {
       }))
     }],
     footer: [
-      `p50 with sessions ÷ without: ours ${x(r.ratios["remoteLatencyP50VsNoSession"] ?? null, 2)}, express-session ${
+      `p50 with sessions ÷ without: ours ${x(r.ratios["remoteLatencyP50VsNoSession"] ?? null, 2)} (write floor ${
+        x(r.ratios["remoteLatencyP50WriteFloorVsNoSession"] ?? null, 2)
+      }, trivial middleware ${x(r.ratios["remoteLatencyP50FloorVsNoSession"] ?? null, 2)}), express-session ${
         x(r.ratios["remoteLatencyP50VsNoSessionExpress"] ?? null, 2)
       }, express-session on node-redis's CSC ${x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)}.`,
       `Median of ${remote.rounds} rounds of ${remote.durationS} s, every server loaded at once; the proxy adds ${remote.delayMsEachWay} ms each way.`,
@@ -408,7 +422,9 @@ Redis sits behind a small TCP proxy that delays every chunk by ${remote.delayMsE
     fmtMs(remote.redisRttMs.direct)
   }. Each server gets ${remote.connections} connections sending the read-mostly cycle (9 reads, 1 one-field write of their own session) at ${remote.ratePerSec} requests per second, paced (open loop), far below what any server here saturates at: the latency is what one request costs, not queueing. All servers are loaded at the same time, their requests interleaved evenly, so that whatever else the machine does falls on all of them alike: loaded one after another, the same server's median moved by more than the differences between servers. Median of ${remote.rounds} rounds of ${remote.durationS} s, after a ${remote.warmupS} s warm-up (a server that has not compiled its hot paths yet is several times slower).
 
-At this rate each server is idle between requests, and the server CPU per request is far higher than under saturation (the µs/req column): every request runs on cold caches, on two cores shared with four other servers, the load generator, the proxy and Redis. The difference between ours and the same server without sessions is therefore larger here than the saturated CPU figures in the overview below suggest, and it is CPU, not waiting: no read sends a Redis command.
+At this rate each server is idle between requests, and the server CPU per request is far higher than under saturation (the µs/req column): every request runs on cold caches, on two cores shared with six other servers, the load generator, the proxy and Redis. The difference between ours and the same server without sessions is therefore larger here than the saturated CPU figures in the overview below suggest, and it is CPU, not waiting: no read sends a Redis command.
+
+Two floors run with them: the same @effect/platform server with a trivial middleware, and that middleware plus, on each write, our flush's commands sent by hand through ioredis (the write floor: what any session library that writes through to Redis must at least do, with no cookie, read or cache).
 
 ${remoteTable(r)}
 
@@ -418,7 +434,9 @@ Sessions multiply our median latency by ${
     x(r.ratios["remoteLatencyP50VsNoSessionExpress"] ?? null, 2)
   } (every read waits for a GET and an EXPIRE), and express's on node-redis's client-side cache by ${
     x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)
-  }. "late" counts requests sent after their slot because the previous one on that connection had not answered yet.
+  }. The write floor's is ${x(r.ratios["remoteLatencyP50WriteFloorVsNoSession"] ?? null, 2)} (\`remoteLatencyP50WriteFloorVsNoSession\`) and the trivial middleware's ${
+    x(r.ratios["remoteLatencyP50FloorVsNoSession"] ?? null, 2)
+  }: the writes' round trips themselves barely move the median, so what separates ours from the write floor is our CPU per request, multiplied by the cold caches of a server that idles between requests. "late" counts requests sent after their slot because the previous one on that connection had not answered yet.
 
 ## Overview
 
@@ -492,11 +510,19 @@ How much of our cost is the framework's middleware machinery: the same @effect/p
     http.oursNoSession.cpuPerRequestUs.toFixed(1)
   } µs with no middleware).
 
+The least any session middleware that writes through to Redis can cost in this cycle, measured: the trivial middleware plus, on each write, our flush's commands sent by hand through ioredis (\`MULTI HSET HINCRBY PEXPIRE\`, no cookie, no read, no cache) costs ${
+    us(r.ratios["writeFloorCpuUs"])
+  } per request over no sessions (\`writeFloorCpuUs\`; a Redis round trip from an HTTP handler is expensive here, about ten times the command's own client CPU). Against express-session's overhead, that floor would score ${
+    x(r.ratios["sessionCpuOverheadVsExpressAtWriteFloor"] ?? null)
+  } (\`sessionCpuOverheadVsExpressAtWriteFloor\`): the best ratio a session library with no cost of its own could reach on this machine. HttpSession costs ${
+    us(r.ratios["sessionCpuOverheadOverWriteFloorUs"])
+  } per request over the write floor.
+
 ### Where HttpSession's CPU goes
 
 Profiles of the read-mostly cycle (\`npx tsx bench/profileHttp.ts --mixed ours oursNoSession\`, and \`--write\` for writes), 2026-11-26:
 - A read of a cached session is within a few µs of the trivial middleware: the rest is spread thin (the cookie parse, one map lookup for the verified cookie, the cache's \`Ref\`, a dozen Effect steps). Effect steps were counted with a supervisor: 71 per read request in the app (29 without sessions), 97 per write.
-- A write costs about ten times a read. Most of it is ioredis (building and sending the \`MULTI\`, about 25 µs, and parsing the replies) and the garbage collector; the raw \`MULTI\` alone, sent from a handler, costs about 60 µs over no sessions. ioredis's \`commandTimeout\` alone costs about 30 µs per write (a timer per command, five per flush, each cleared with a \`delete\` that slows the command object); it settles the commands ioredis drops when a ready connection closes (with \`autoResendUnfulfilledCommands\` off they are discarded, never rejected). Without it, a Sentinel failover test kept the store reconnecting over and over, because the store took those late timeouts for a hung server; it now tells them apart, but the option has not been turned off again yet.
+- A write costs about ten times a read. Most of it is ioredis (building and sending the \`MULTI\`, about 25 µs, and parsing the replies) and the garbage collector; the raw \`MULTI\` alone, sent from a handler, costs about 60 µs over no sessions. ioredis's \`commandTimeout\` set a timer per command (five per flush, each cleared with a \`delete\` that slows the command object); the standalone client now goes without it, and the store's own bound (one timer per call) covers every call: 167 → 159 µs per write request in an A/B run. It had also been the only thing that settled the commands ioredis drops when a ready connection closes (with \`autoResendUnfulfilledCommands\` off they are discarded, never rejected); without it an auto-pipeline among them never finished and held back every later command on the client. The store now fails those commands itself at the close, at once, as \`Closed\`.
 - Three causes were found and removed in this round, with profiles, micro-benchmarks and A/B runs: per-request closures that tsx (which runs these benchmarks) wraps in \`__name\` calls, about 3 µs per request; session data that V8 kept as hash tables because it was built key by key, so every spread of \`session.data\` cost about 3 µs and a flush's own work 8 µs (now under 2); and an \`HEXISTS\` in every flush, now answered by the version that the \`HINCRBY\` returns. Together, in three A/B runs of the old and the new code side by side (5 interleaved rounds each, same workload): 48 → 35, 51 → 36 and 42 → 40 µs of session CPU per request; the machine was noisier during the third.
 - Providing the service by setting the context by hand instead of \`Effect.provideService\` takes 19 fewer Effect steps per request (52 per read), yet measured about 25 µs more CPU per request in an A/B run; HttpSession uses \`provideService\`.
 

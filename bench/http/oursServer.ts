@@ -14,6 +14,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { Redis } from "ioredis"
 import { createServer } from "node:http"
 import * as HttpSession from "../../src/HttpSession.js"
 import { storeLayer } from "../ourStore.js"
@@ -93,7 +94,27 @@ const floorRoutes = HttpRouter.empty.pipe(
   HttpRouter.post("/write", Effect.as(Floor, ok))
 )
 
-export type OursKind = "sessions" | "none" | "floor" | "platformMiddleware"
+/**
+ * The floor for a store that writes through: the trivial middleware, and on a write the commands
+ * our flush sends for a one-field change, by hand through ioredis to the same Redis (one key per
+ * request in turn, as many as the load has sessions). No cookie, no read, no cache.
+ */
+const writeFloorRoutes = (redisServer: string) => {
+  const [host, port] = redisServer.split(":")
+  const client = new Redis({ host: host ?? "127.0.0.1", port: Number(port) })
+  let n = 0
+  const write = Effect.promise(() => {
+    const key = `floor:${n++ % 64}`
+    return client.multi().hset(key, "counter", String(n)).hincrby(key, "$v", 1).pexpire(key, 900_000).exec()
+  })
+  return HttpRouter.empty.pipe(
+    HttpRouter.get("/login", Effect.succeed(ok)),
+    HttpRouter.get("/read", Effect.map(Floor, (f) => HttpServerResponse.text(f.name))),
+    HttpRouter.post("/write", Effect.zipRight(Floor, Effect.as(write, ok)))
+  )
+}
+
+export type OursKind = "sessions" | "none" | "floor" | "writeFloor" | "platformMiddleware"
 
 const listen = (ready: (port: number) => void) =>
   Effect.flatMap(
@@ -112,6 +133,9 @@ export const startOurs = (
       return yield* listen(options.ready)
     }).pipe(Effect.scoped, Effect.provide(ServerLive))
   if (options.kind === "floor") return Effect.runPromise(serve(floorMiddleware(floorRoutes)))
+  if (options.kind === "writeFloor") {
+    return Effect.runPromise(serve(floorMiddleware(writeFloorRoutes(options.redisServer))))
+  }
   if (options.kind === "platformMiddleware") {
     return Effect.runPromise(serve(HttpMiddleware.xForwardedHeaders(withoutSessions)))
   }

@@ -28,6 +28,9 @@ const main = async () => {
     case "oursFloor":
       await startOurs({ redisServer, kind: "floor", ready })
       break
+    case "oursWriteFloor":
+      await startOurs({ redisServer, kind: "writeFloor", ready })
+      break
     case "oursPlatformMiddleware":
       await startOurs({ redisServer, kind: "platformMiddleware", ready })
       break
