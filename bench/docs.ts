@@ -434,7 +434,9 @@ Sessions multiply our median latency by ${
     x(r.ratios["remoteLatencyP50VsNoSessionExpress"] ?? null, 2)
   } (every read waits for a GET and an EXPIRE), and express's on node-redis's client-side cache by ${
     x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)
-  }. The write floor's is ${x(r.ratios["remoteLatencyP50WriteFloorVsNoSession"] ?? null, 2)} (\`remoteLatencyP50WriteFloorVsNoSession\`) and the trivial middleware's ${
+  }. The write floor's is ${
+    x(r.ratios["remoteLatencyP50WriteFloorVsNoSession"] ?? null, 2)
+  } (\`remoteLatencyP50WriteFloorVsNoSession\`) and the trivial middleware's ${
     x(r.ratios["remoteLatencyP50FloorVsNoSession"] ?? null, 2)
   }: the writes' round trips themselves barely move the median, so what separates ours from the write floor is our CPU per request, multiplied by the cold caches of a server that idles between requests. "late" counts requests sent after their slot because the previous one on that connection had not answered yet.
 
