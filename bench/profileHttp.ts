@@ -1,12 +1,14 @@
 /**
  * Where an HTTP server's CPU goes on read-only requests for a known session:
  *
- *   npx tsx bench/profileHttp.ts [--write | --mixed] [mode ...]     (default: expressCsc express)
+ *   npx tsx bench/profileHttp.ts [--write | --mixed] [--paced] [mode ...]     (default: expressCsc express)
  *
  * Runs each server child under `--cpu-prof`, sends read-only requests for
  * 5 s after a 1 s warm-up, and prints the CPU time per request and the
  * functions that took most of it (self and inclusive time per request, from
- * the profile samples taken during the measured 5 s only). The profiles stay
+ * the profile samples taken during the measured 5 s only). `--paced` measures
+ * 10 s at the remote workload's moderate rate instead (8 connections, 200
+ * requests per second, open loop), where every request runs on cold caches. The profiles stay
  * in the printed directory for Chrome DevTools. Not part of `npm run bench`.
  */
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
@@ -16,6 +18,7 @@ import { load, login, startServer } from "./http/client.js"
 import { hasSessions, type Mode, modes } from "./http/modes.js"
 import { cycle as readMostly, dummyCookie } from "./httpReadMostly.js"
 import { startRedis } from "./redis.js"
+import { pacedLoad } from "./remote/pacedLoad.js"
 import { log } from "./stats.js"
 
 interface ProfileNode {
@@ -70,8 +73,9 @@ const main = async () => {
   // workload's own cycle (9 reads, 1 write).
   const write = process.argv.includes("--write")
   const mixed = process.argv.includes("--mixed")
+  const paced = process.argv.includes("--paced")
   const kind = mixed ? "read-mostly" : write ? "write" : "read-only"
-  const args = process.argv.slice(2).filter((a) => a !== "--write" && a !== "--mixed")
+  const args = process.argv.slice(2).filter((a) => !a.startsWith("--"))
   const wanted = (args.length > 0 ? args : ["expressCsc", "express"]) as Array<Mode>
   for (const m of wanted) if (!modes.includes(m)) throw new Error(`unknown mode ${m}; one of ${modes.join(", ")}`)
   const dir = mkdtempSync(join(tmpdir(), "bench-prof-"))
@@ -92,9 +96,11 @@ const main = async () => {
       const cpuBefore = await server.cpuUs()
       // The profile's timestamps are CLOCK_MONOTONIC µs, as process.hrtime's are.
       const from = Number(process.hrtime.bigint() / 1000n)
-      const result = await load({ port: server.port, connections: 64, durationS: 5, cycle, cookies })
+      const requests = paced
+        ? (await pacedLoad({ port: server.port, connections: 8, ratePerSec: 200, durationS: 10, cycle, cookies }))
+          .requests
+        : (await load({ port: server.port, connections: 64, durationS: 5, cycle, cookies })).requests.total
       const to = Number(process.hrtime.bigint() / 1000n)
-      const requests = result.requests.total
       const cpuPerRequest = ((await server.cpuUs()) - cpuBefore) / requests
       await server.stop()
       const file = readdirSync(dir).find((f) => f.includes(`.${server.pid}.0.`))
