@@ -77,7 +77,6 @@ const httpOrder: ReadonlyArray<LoopbackMode> = [
 const remoteOrder: ReadonlyArray<RemoteMode> = [
   "ours",
   "oursWriteFloor",
-  "oursFloor",
   "oursNoSession",
   "expressCsc",
   "express",
@@ -166,7 +165,7 @@ export const remoteChartSvg = (r: Results): string => {
     footer: [
       `p50 with sessions ÷ without: ours ${x(r.ratios["remoteLatencyP50VsNoSession"] ?? null, 2)} (write floor ${
         x(r.ratios["remoteLatencyP50WriteFloorVsNoSession"] ?? null, 2)
-      }, trivial middleware ${x(r.ratios["remoteLatencyP50FloorVsNoSession"] ?? null, 2)}), express-session ${
+      }), express-session ${
         x(r.ratios["remoteLatencyP50VsNoSessionExpress"] ?? null, 2)
       }, express-session on node-redis's CSC ${x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)}.`,
       `Median of ${remote.rounds} rounds of ${remote.durationS} s, every server loaded at once; the proxy adds ${remote.delayMsEachWay} ms each way.`,
@@ -422,9 +421,9 @@ Redis sits behind a small TCP proxy that delays every chunk by ${remote.delayMsE
     fmtMs(remote.redisRttMs.direct)
   }. Each server gets ${remote.connections} connections sending the read-mostly cycle (9 reads, 1 one-field write of their own session) at ${remote.ratePerSec} requests per second, paced (open loop), far below what any server here saturates at: the latency is what one request costs, not queueing. All servers are loaded at the same time, their requests interleaved evenly, so that whatever else the machine does falls on all of them alike: loaded one after another, the same server's median moved by more than the differences between servers. Median of ${remote.rounds} rounds of ${remote.durationS} s, after a ${remote.warmupS} s warm-up (a server that has not compiled its hot paths yet is several times slower).
 
-At this rate each server is idle between requests, and the server CPU per request is far higher than under saturation (the µs/req column): every request runs on cold caches, on two cores shared with six other servers, the load generator, the proxy and Redis. The difference between ours and the same server without sessions is therefore larger here than the saturated CPU figures in the overview below suggest, and it is CPU, not waiting: no read sends a Redis command.
+At this rate each server is idle between requests, and the server CPU per request is far higher than under saturation (the µs/req column): every request runs on cold caches, on two cores shared with five other servers, the load generator, the proxy and Redis. The difference between ours and the same server without sessions is therefore larger here than the saturated CPU figures in the overview below suggest, and it is CPU, not waiting: no read sends a Redis command.
 
-Two floors run with them: the same @effect/platform server with a trivial middleware, and that middleware plus, on each write, our flush's commands sent by hand through ioredis (the write floor: what any session library that writes through to Redis must at least do, with no cookie, read or cache).
+A floor runs with them: the same @effect/platform server with a trivial middleware that, on each write, sends our flush's commands by hand through ioredis (the write floor: what any session library that writes through to Redis must at least do, with no cookie, read or cache).
 
 ${remoteTable(r)}
 
@@ -436,9 +435,7 @@ Sessions multiply our median latency by ${
     x(r.ratios["remoteLatencyP50VsNoSessionExpressCsc"] ?? null, 2)
   }. The write floor's is ${
     x(r.ratios["remoteLatencyP50WriteFloorVsNoSession"] ?? null, 2)
-  } (\`remoteLatencyP50WriteFloorVsNoSession\`) and the trivial middleware's ${
-    x(r.ratios["remoteLatencyP50FloorVsNoSession"] ?? null, 2)
-  }: the writes' round trips themselves barely move the median, so what separates ours from the write floor is our CPU per request, multiplied by the cold caches of a server that idles between requests. "late" counts requests sent after their slot because the previous one on that connection had not answered yet.
+  } (\`remoteLatencyP50WriteFloorVsNoSession\`): the writes' round trips themselves barely move the median, so what separates ours from the write floor is our CPU per request, multiplied by the cold caches of a server that idles between requests. "late" counts requests sent after their slot because the previous one on that connection had not answered yet.
 
 ## Overview
 

@@ -8,7 +8,9 @@
  * BENCH_REMOTE_DELAY_MS (default 0.25) is the delay the proxy adds each way in the remote-latency workload,
  * BENCH_REMOTE_RATE (default 200) its request rate per server (all servers are loaded at once).
  * `tsx bench/index.ts --render [results.json] [outDir]` only regenerates the docs (default: from
- * bench/results.json into docs/).
+ * bench/results.json into docs/). With `--rebuild` as well, it first derives the ratios and targets
+ * again from the run's raw figures and writes them back to the results file (after a change to
+ * what is derived, not to what is measured).
  */
 import { execFileSync } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -114,8 +116,10 @@ const writeDocs = (results: Results, dir: string) => {
 const render = async () => {
   const [from = root("bench/results.json"), to = root("docs")] = process.argv.slice(
     process.argv.indexOf("--render") + 1
-  )
-  const results = JSON.parse(readFileSync(from, "utf8")) as Results
+  ).filter((arg) => !arg.startsWith("--"))
+  const stored = JSON.parse(readFileSync(from, "utf8")) as Results
+  const results = process.argv.includes("--rebuild") ? buildResults(stored.raw, stored.meta) : stored
+  if (results !== stored) writeFileSync(from, `${JSON.stringify(results, null, 2)}\n`)
   writeDocs(results, to)
   log(consoleSummary(results))
   log(`\nregenerated benchmarks.md and its charts in ${to} from ${from}`)

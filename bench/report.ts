@@ -152,7 +152,6 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
     sessionOverheadOursUs: finite(oursOverhead),
     sessionOverheadExpressUs: finite(expressOverhead),
     remoteLatencyP50VsNoSession: finite(r.ours.latencyP50Ms / r.oursNoSession.latencyP50Ms),
-    remoteLatencyP50FloorVsNoSession: finite(r.oursFloor.latencyP50Ms / r.oursNoSession.latencyP50Ms),
     remoteLatencyP50WriteFloorVsNoSession: finite(r.oursWriteFloor.latencyP50Ms / r.oursNoSession.latencyP50Ms),
     remoteLatencyP50VsNoSessionExpress: finite(r.express.latencyP50Ms / r.expressNoSession.latencyP50Ms),
     remoteLatencyP50VsNoSessionExpressCsc: finite(r.expressCsc.latencyP50Ms / r.expressNoSession.latencyP50Ms),
@@ -176,7 +175,17 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
     Object.fromEntries(Object.entries(remote.perRound).map(([m, runs]) => [m, runs[i]!]))
   const inRounds = <A>(count: number, round: (i: number) => A, f: (a: A) => number | null) =>
     Array.from({ length: count }, (_, i) => f(round(i)))
+  // Store level: ours ÷ raw within each round (the two ran back to back).
+  const storeRounds = (op: keyof StoreResults, ours: string, raw: string) => {
+    const a = store[op][ours]?.roundMediansUs ?? []
+    const b = store[op][raw]?.roundMediansUs ?? []
+    return a.map((us, i) => b[i] === undefined ? null : finite(us / b[i]!))
+  }
   const ratioRounds: Record<string, ReadonlyArray<number | null>> = {
+    missVsRawIoredis: storeRounds("miss", "ours", "rawIoredisHgetallDecode"),
+    flushVsRawIoredis: storeRounds("flush", "ours", "rawIoredisHsetPexpire"),
+    createVsRawIoredis: storeRounds("create", "ours", "rawIoredisHsetPexpire"),
+    destroyVsRawIoredis: storeRounds("destroy", "ours", "rawIoredisDel"),
     sessionCpuOverheadVsExpress: inRounds(http.rounds, httpRound, (x) => {
       const ours = cpuOverhead(x["ours"]!, x["oursNoSession"]!)
       return ours > 0 ? finite(cpuOverhead(x["express"]!, x["expressNoSession"]!) / ours) : null

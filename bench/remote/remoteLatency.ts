@@ -19,7 +19,6 @@ import { startDelayProxy } from "./proxy.js"
 export const remoteModes = [
   "ours",
   "oursNoSession",
-  "oursFloor",
   "oursWriteFloor",
   "express",
   "expressNoSession",
@@ -85,8 +84,8 @@ const range = (values: ReadonlyArray<number>): readonly [number, number] => [
 
 export const runRemoteLatency = async (redis: BenchRedis): Promise<RemoteResults> => {
   const delayMsEachWay = Number(process.env["BENCH_REMOTE_DELAY_MS"] ?? "0.25")
-  // Per server; seven servers at once make 1400 requests per second in all.
-  const ratePerSec = Number(process.env["BENCH_REMOTE_RATE"] ?? "200")
+  // Per server; six servers at once make about 1000 requests per second in all.
+  const ratePerSec = Number(process.env["BENCH_REMOTE_RATE"] ?? "170")
   const warmupS = seconds(4, 0.5)
   const durationS = seconds(5, 1)
   const rounds = 3
