@@ -107,6 +107,9 @@ export const start = async (options: StartOptions = {}): Promise<RedisCluster> =
             "1000",
             "--cluster-config-file",
             "nodes.conf",
+            // A replica resyncs at once, not after the default 5 s wait for more replicas.
+            "--repl-diskless-sync-delay",
+            "0",
             ...(options.args?.(i) ?? [])
           ]
         })

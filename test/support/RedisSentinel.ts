@@ -126,6 +126,9 @@ export const start = async (options: StartOptions = {}): Promise<RedisSentinel> 
       const tlsPort = tls === undefined ? undefined : await Processes.freePort()
       const server = await RedisServer.start({
         args: [
+          // A demoted or restarted node resyncs at once, not after the default 5 s wait for more replicas.
+          "--repl-diskless-sync-delay",
+          "0",
           ...(tls === undefined || tlsPort === undefined
             ? []
             : ["--tls-port", String(tlsPort), "--replica-announce-port", String(tlsPort), ...tlsArgs(tls)]),
@@ -215,7 +218,8 @@ export const start = async (options: StartOptions = {}): Promise<RedisSentinel> 
       await Processes.until(
         "the master to have an online replica",
         async () => /slave0:.*state=online/.test(await probe.info("replication")),
-        40_000
+        // The sentinels turn a demoted master into a replica at their next INFO (every 10 s), then it syncs.
+        60_000
       )
     },
     failover: async () => {
