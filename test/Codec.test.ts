@@ -84,12 +84,16 @@ const applyEdits = (data: Session.SessionData, edits: Readonly<Record<string, Ed
   return next
 }
 
+/** A stored session, and a copy of it with some fields set, changed or removed. */
+const edited = fc.tuple(data, fc.dictionary(key, edit, { maxKeys: 6 })).map(([stored, edits]) => {
+  const { session } = Either.getOrThrow(Session.encodeNew("id", stored, 0))
+  return { session, changed: { ...session, data: applyEdits(session.data, edits) } }
+})
+
 describe("Codec.diff", () => {
   it("writes exactly the changed fields and removes exactly the dropped ones, keeping untouched values as they were", () => {
     fc.assert(
-      fc.property(data, fc.dictionary(key, edit, { maxKeys: 6 }), (stored, edits) => {
-        const { session } = Either.getOrThrow(Session.encodeNew("id", stored, 0))
-        const changed = { ...session, data: applyEdits(session.data, edits) }
+      fc.property(edited, ({ changed, session }) => {
         const delta = Session.diff(changed)
         const expected = referenceDelta(changed, session.snapshot!)
         expect(new Map(delta.set)).toEqual(expected.set)
@@ -123,9 +127,7 @@ describe("Codec.diff", () => {
 describe("Codec.hasChanges", () => {
   it("is true exactly when encodeDelta writes something", () => {
     fc.assert(
-      fc.property(data, fc.dictionary(key, edit, { maxKeys: 6 }), (stored, edits) => {
-        const { session } = Either.getOrThrow(Session.encodeNew("id", stored, 0))
-        const changed = { ...session, data: applyEdits(session.data, edits) }
+      fc.property(edited, ({ changed }) => {
         expect(Session.hasChanges(changed)).toBe(!Session.isEmpty(Session.diff(changed)))
       }),
       { numRuns: 2000 }

@@ -436,7 +436,7 @@ export const hasChanges = (session: Session, base: Snapshot = session.snapshot ?
     }
     let encoded: string | undefined
     try {
-      encoded = value === undefined ? undefined : JSON.stringify(value) as string | undefined
+      encoded = value === undefined ? undefined : stringify(key, value)
     } catch {
       return true
     }

@@ -484,28 +484,20 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
 
   // ioredis drops the commands in flight when a connection closes, without settling them
   // (autoResendUnfulfilledCommands is off; see `options`): an auto-pipeline among them would then
-  // hold back every later command on the client for good. They can get no reply now, so they fail
-  // here, as closed. The "close" event comes a tick after the close, well before the next connect
-  // replaces the queue.
-  // The closes are counted too, so that a timeout says "hung server" only for a command sent on the
-  // connection that is still open.
-  let closes = 0
+  // hold back every later command on the client for good, and a timer settling them later would
+  // make a timeout on the next connection look like a hung server. They can get no reply now, so
+  // they fail here, as closed. The "close" event comes a tick after the close, well before the next
+  // connect replaces the queue.
   client.on("close", () => {
-    closes++
     const dropped = client.commandQueue
     for (let item = dropped.shift(); item !== undefined; item = dropped.shift()) {
       item.command.reject(new Error("Connection is closed."))
     }
   })
 
-  const onFailure = (method: string, command: string, cause: unknown, sentOn: number) => {
+  const onFailure = (method: string, command: string, cause: unknown) => {
     const error = toError(method, command, cause, secrets)
     if (error._tag === "RedisConnectionError" && error.reason === "Timeout" && client.status === "ready") {
-      if (sentOn !== closes) {
-        // Dropped with the connection it was sent on: dropping the new one would drop the commands
-        // in flight on it too, and those would time out in turn, again and again.
-        return new RedisConnectionError({ method, reason: "Closed", cause: error.cause })
-      }
       // No event reports a hung server; stop sending to it, and let ioredis reconnect.
       unresponsive = true
       lastError = error.cause instanceof Error ? error.cause : lastError
@@ -518,7 +510,6 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     const call = Effect.suspend(() => {
       const down = unavailable(method)
       if (down !== undefined) return Effect.fail(down)
-      const sentOn = closes
       // Methods, not arrow properties: this runs for every command, and tsx (which the benchmarks
       // run under) would wrap a named arrow in a `__name` call each time.
       return Effect.tryPromise({
@@ -526,7 +517,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
           return bounded(f(client), commandBoundMillis, command)
         },
         catch(cause) {
-          return onFailure(method, command, cause, sentOn)
+          return onFailure(method, command, cause)
         }
       })
     })
