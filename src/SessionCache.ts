@@ -28,6 +28,11 @@ export interface Stats {
   readonly hits: number
   readonly misses: number
   readonly invalidations: number
+  /**
+   * Keys Redis announced as changed, whether this instance held them or not. With per-key
+   * tracking, Redis announces only keys this instance read; with broadcasting, every write.
+   */
+  readonly received: number
   readonly clears: number
   readonly size: number
   readonly mode: Mode

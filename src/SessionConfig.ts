@@ -102,6 +102,10 @@ const ServerList = Schema.Array(Server).pipe(
  * - `enabled`: keep recently used sessions in memory (default true).
  * - `capacity`: the most sessions kept; the least recently used goes first (default 10 000).
  * - `tracking`: keep the cache coherent with Redis server-assisted invalidation (default true).
+ *   `true` or `"keys"`: per-key tracking, where Redis tells an instance about the sessions it read, only, so a
+ *   write costs the rest of the fleet nothing. `"broadcast"`: every instance hears of every write under the
+ *   prefix (Redis's BCAST mode), which costs every instance CPU per write of any other. `false`: no
+ *   tracking; entries are served for at most `maxStaleness`.
  * - `maxStaleness`: where tracking is off or unavailable, how long an entry may be served without asking Redis (default 1 s; a number means milliseconds; rounded up to whole milliseconds, at most 10^15 ms).
  *
  * @since 0.1.0
@@ -110,7 +114,9 @@ const ServerList = Schema.Array(Server).pipe(
 export const CacheSettings = Schema.Struct({
   enabled: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   capacity: Schema.optionalWith(NonNegativeInt("a capacity"), { default: () => 10_000 }),
-  tracking: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  tracking: Schema.optionalWith(Schema.Union(Schema.Boolean, Schema.Literal("keys", "broadcast")), {
+    default: () => true
+  }),
   maxStaleness: Schema.optionalWith(lifetime("millis"), { default: () => Duration.seconds(1) })
 })
 

@@ -146,7 +146,7 @@ describe("near-cache coherence across instances", () => {
         yield* untilSeen(a, created.id, "v", Option.some(1))
         for (let i = 0; i < 50; i++) expect(yield* read(a, created.id, "v")).toEqual(Option.some(1))
 
-        // Tracking is back on both instances' data connections, redirected to a live subscriber, in BCAST mode.
+        // Tracking is back on both instances' data connections, redirected to a live subscriber, per key.
         yield* RedisServer.eventually(
           Effect.gen(function*() {
             const ids = yield* clientIds(raw)
@@ -156,7 +156,7 @@ describe("near-cache coherence across instances", () => {
             )
             // CLIENT LIST flags: t = tracking on, B = broadcast mode, R = redirect target gone.
             const tracking = lines.filter((line) =>
-              /flags=[^ ]*t/.test(line) && /flags=[^ ]*B/.test(line) && !/flags=[^ ]*R/.test(line)
+              /flags=[^ ]*t/.test(line) && !/flags=[^ ]*B/.test(line) && !/flags=[^ ]*R/.test(line)
             )
             if (tracking.length < 2) return yield* Effect.fail(`only ${tracking.length} tracking connections`)
             const stats = yield* a.cacheStats

@@ -65,6 +65,7 @@ interface State {
   hits: number
   misses: number
   invalidations: number
+  received: number
   clears: number
 }
 
@@ -124,6 +125,13 @@ export interface SessionCache {
   readonly remove: (id: string) => Effect.Effect<void>
   /** Drops the ids Redis announced as changed; `null` (FLUSHDB, FLUSHALL) drops everything. */
   readonly invalidate: (ids: ReadonlyArray<string> | null) => Effect.Effect<void>
+  /**
+   * {@link SessionCache.invalidate} of one id, run at once: what the invalidation listener calls
+   * for every key of every message, so that a message costs no Effect run and no allocation.
+   */
+  readonly unsafeInvalidate: (id: string) => void
+  /** {@link SessionCache.invalidate} of everything (FLUSHDB, FLUSHALL), run at once. */
+  readonly unsafeInvalidateAll: () => void
   /** Drops everything, revokes every ticket, and switches to `mode`. */
   readonly reset: (mode: Mode) => Effect.Effect<void>
   /**
@@ -154,12 +162,17 @@ export const make = (options: Options): Effect.Effect<SessionCache> =>
       hits: 0,
       misses: 0,
       invalidations: 0,
+      received: 0,
       clears: 0
     }),
     (ref) => fromRef(ref, options)
   )
 
 const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
+  // The state object is made once and only ever mutated in place (see State), so the listener of
+  // invalidations, which runs outside any fiber, can mutate it directly: JavaScript runs it to the
+  // end without interleaving, as it does Ref.modify's callbacks.
+  const state = Effect.runSync(Ref.get(ref))
   // The hit path: one Ref.modify and nothing else. Metrics are updated in place for the same reason:
   // Metric.increment is an effect of its own and would cost about as much as the whole hit.
   const lookup = (id: string, now: number) =>
@@ -242,6 +255,18 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
         state.pending.delete(id)
         return state
       }),
+    unsafeInvalidate: (id) => {
+      state.received++
+      state.pending.delete(id)
+      if (state.entries.delete(id)) {
+        state.invalidations++
+        metrics.invalidations.unsafeUpdate(1, noTags)
+      }
+    },
+    unsafeInvalidateAll: () => {
+      dropAll(state, state.mode)
+      metrics.clears.unsafeUpdate(1, noTags)
+    },
     invalidate: (ids) =>
       Effect.flatMap(
         Ref.modify(ref, (state): [number, State] => {
@@ -286,6 +311,7 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
       hits: state.hits,
       misses: state.misses,
       invalidations: state.invalidations,
+      received: state.received,
       clears: state.clears,
       size: state.entries.size,
       // Partitioned: "Off" while any partition is untracked (its master's tracking is being set up).

@@ -5,8 +5,9 @@
  * only a client on the same node. So each master gets its own RESP2
  * subscriber (CLIENT ID, SUBSCRIBE `__redis__:invalidate`), and the
  * connection ioredis uses for that master sends `CLIENT TRACKING ON REDIRECT
- * <id> BCAST PREFIX <prefix> NOLOOP`: our own writes to that master's slots
- * go through that very connection, so NOLOOP spares them.
+ * <id> NOLOOP` (per-key; see `tracking.ts`): our own reads and writes of that
+ * master's slots go through that very connection, so it tracks what we read
+ * and NOLOOP spares our own writes.
  *
  * The cache is partitioned by slot (see `cache.ts`). A slot is tracked while
  * its master, as ioredis's slot map says, has tracking on; whenever that
@@ -23,6 +24,7 @@ import type * as SessionCache from "./cache.js"
 import * as Redis from "./redis.js"
 import * as RedisCluster from "./redisCluster.js"
 import * as Slots from "./slots.js"
+import * as Tracking from "./tracking.js"
 
 const channel = "__redis__:invalidate"
 // Replies that mean CLIENT TRACKING is not available at all (ACL, renamed or unknown command): no retry helps.
@@ -59,13 +61,14 @@ export const start = Effect.fnUntraced(function*(
 ) {
   const all = Array.from({ length: slots }, (_, i) => i)
   const cluster = data.client
-  if (!config.cache.tracking || !(cluster instanceof Cluster)) {
+  if (Tracking.modeOf(config) === "off" || !(cluster instanceof Cluster)) {
     yield* cache.reset("Staleness")
     yield* cache.resetPartitions(all, true)
     return
   }
   yield* cache.reset("Tracking")
-  const prefixLength = config.prefix.length
+  // One listener for every master's subscriber: keys are unique across the Cluster.
+  const onMessage = Tracking.listener(config.prefix, cache)
   const bound = Math.min(Duration.toMillis(config.commandTimeout) + 250, 2 ** 31 - 1)
   const subscriberOptions = RedisCluster.options(config, "effect-session-redis:invalidations").redisOptions ?? {}
   const trackers = new Map<IORedis, Tracker>()
@@ -116,7 +119,7 @@ export const start = Effect.fnUntraced(function*(
     }
     await Redis.bounded(node.client("TRACKING", "OFF"), bound, "CLIENT TRACKING")
     await Redis.bounded(
-      node.client("TRACKING", "ON", "REDIRECT", tracker.subscriberId, "BCAST", "PREFIX", config.prefix, "NOLOOP"),
+      node.call("CLIENT", ...Tracking.trackingArguments(config, tracker.subscriberId)),
       bound,
       "CLIENT TRACKING"
     )
@@ -166,13 +169,7 @@ export const start = Effect.fnUntraced(function*(
     }
     trackers.set(node, tracker)
     subscriber.on("error", () => {})
-    subscriber.on("messageBuffer", (from: Buffer, message: unknown) => {
-      if (from.toString() !== channel) return
-      const ids = message === null
-        ? null
-        : (Array.isArray(message) ? message : [message]).map((key) => String(key).slice(prefixLength))
-      Effect.runSync(cache.invalidate(ids))
-    })
+    subscriber.on("messageBuffer", onMessage)
     subscriber.on("close", () => {
       tracker.subscriberId = undefined
       lost(tracker)

@@ -12,11 +12,13 @@ import * as Option from "effect/Option"
 import type { SessionConfigError } from "../SessionError.js"
 
 /**
- * How a variable is read: `list` and `redactedList` are comma-separated.
+ * How a variable is read: `list` and `redactedList` are comma-separated;
+ * `booleanOrString` is a boolean where it reads as one (`true`, `no`, ...),
+ * else the text itself.
  *
  * @internal
  */
-export type Kind = "string" | "redacted" | "integer" | "boolean" | "list" | "redactedList"
+export type Kind = "string" | "redacted" | "integer" | "boolean" | "booleanOrString" | "list" | "redactedList"
 
 /**
  * Each setting's path (`"cache.capacity"`) and its variable (after the prefix) and kind.
@@ -35,6 +37,8 @@ const read = (name: string, kind: Kind): Config.Config<Option.Option<unknown>> =
       return Config.option(Config.integer(name))
     case "boolean":
       return Config.option(Config.boolean(name))
+    case "booleanOrString":
+      return Config.option(Config.orElse(Config.boolean(name), () => Config.string(name)))
     case "list":
       return Config.option(Config.array(Config.string(), name))
     case "redactedList":

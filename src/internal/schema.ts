@@ -165,7 +165,7 @@ export const envTable: EnvConfig.Table = {
   autoPipelining: ["AUTO_PIPELINING", "boolean"],
   "cache.enabled": ["CACHE_ENABLED", "boolean"],
   "cache.capacity": ["CACHE_CAPACITY", "integer"],
-  "cache.tracking": ["CACHE_TRACKING", "boolean"],
+  "cache.tracking": ["CACHE_TRACKING", "booleanOrString"],
   "cache.maxStaleness": ["CACHE_MAX_STALENESS", "string"]
 }
 

@@ -4,16 +4,73 @@ import type { SessionConfig } from "../SessionConfig.js"
 import { RedisCommandError, RedisConnectionError } from "../SessionError.js"
 import type * as SessionCache from "./cache.js"
 import * as Redis from "./redis.js"
+import * as TrackingTable from "./trackingTable.js"
 
 const channel = "__redis__:invalidate"
+const channelBytes = Buffer.from(channel)
+
+/**
+ * How the cache is kept coherent: per-key tracking (Redis tells an instance
+ * about the keys it read, only), broadcasting (every change under the prefix
+ * to every instance), or not at all (bounded staleness).
+ *
+ * @internal
+ */
+export type Mode = "keys" | "broadcast" | "off"
+
+/**
+ * The tracking mode the settings ask for.
+ *
+ * @internal
+ */
+export const modeOf = (config: SessionConfig): Mode =>
+  config.cache.tracking === false ? "off" : config.cache.tracking === "broadcast" ? "broadcast" : "keys"
+
+/**
+ * The arguments of `CLIENT TRACKING ON` for `mode`, redirected to `subscriberId`.
+ *
+ * @internal
+ */
+export const trackingArguments = (config: SessionConfig, subscriberId: string): ReadonlyArray<string> =>
+  modeOf(config) === "broadcast"
+    ? ["TRACKING", "ON", "REDIRECT", subscriberId, "BCAST", "PREFIX", config.prefix, "NOLOOP"]
+    : ["TRACKING", "ON", "REDIRECT", subscriberId, "NOLOOP"]
+
+/**
+ * The subscriber's `messageBuffer` listener. It runs for every message, and
+ * with broadcasting for every write anyone makes, so it runs no Effect and
+ * allocates nothing but the ids it parses: a key this instance does not hold
+ * costs a map lookup.
+ *
+ * @internal
+ */
+export const listener = (prefix: string, cache: SessionCache.SessionCache) => {
+  const prefixLength = Buffer.byteLength(prefix)
+  const drop = (key: unknown) => {
+    // Keys we track outside the prefix (a user index, a legacy key) name no cached session.
+    if (Buffer.isBuffer(key)) cache.unsafeInvalidate(key.toString("utf8", prefixLength))
+    else cache.unsafeInvalidate(String(key).slice(prefix.length))
+  }
+  return (from: Buffer, message: unknown): void => {
+    if (!channelBytes.equals(from)) return
+    // An array of keys, or null after FLUSHDB/FLUSHALL: everything is gone.
+    if (message === null) cache.unsafeInvalidateAll()
+    else if (Array.isArray(message)) for (const key of message) drop(key)
+    else drop(message)
+  }
+}
 
 /**
  * Keeps the near-cache coherent with Redis server-assisted client-side
  * caching. ioredis 6 drops RESP3 invalidation pushes, so tracking is
  * redirected to a second connection that speaks RESP2 and subscribes to
- * `__redis__:invalidate`. BCAST mode with NOLOOP announces every change under
- * our prefix made by anyone else; default mode would forget keys after our
- * own writes and stay silent about later foreign ones.
+ * `__redis__:invalidate`. Per-key (default) mode with NOLOOP tells each
+ * instance about changes, by anyone else, to the keys it read: Redis forgets
+ * a key once it has announced it, or once we write it ourselves, so every
+ * write of ours ends with a read of the key (see `scripts.ts`), and the fleet
+ * pays nothing for the sessions an instance never read. Broadcasting
+ * (`cache.tracking: "broadcast"`) announces every change under the prefix
+ * to every instance instead.
  *
  * Tracking is lost whenever either connection drops, so the cache is emptied
  * and switched off on every `close`, and tracking is re-established on every
@@ -28,7 +85,7 @@ export const start = Effect.fnUntraced(function*(
   data: Redis.Connection,
   cache: SessionCache.SessionCache
 ) {
-  if (!config.cache.tracking) {
+  if (modeOf(config) === "off") {
     yield* cache.reset("Staleness")
     return
   }
@@ -36,16 +93,7 @@ export const start = Effect.fnUntraced(function*(
     name: "effect-session-redis:invalidations",
     overrides: { protocol: 2, autoResubscribe: false }
   })
-  const prefixLength = config.prefix.length
-
-  subscriber.client.on("messageBuffer", (from: Buffer, message: unknown) => {
-    if (from.toString() !== channel) return
-    // An array of keys, or null after FLUSHDB/FLUSHALL: everything is gone.
-    const ids = message === null
-      ? null
-      : (Array.isArray(message) ? message : [message]).map((key) => String(key).slice(prefixLength))
-    Effect.runSync(cache.invalidate(ids))
-  })
+  subscriber.client.on("messageBuffer", listener(config.prefix, cache))
 
   // The subscriber's CLIENT ID and its server's run id, known while it stays connected (a subscribed
   // connection can't ask again).
@@ -55,10 +103,16 @@ export const start = Effect.fnUntraced(function*(
   // `enable` that started before the close must not switch the cache back on.
   let generation = 0
   let warned = false
+  // Tracking is on as the connections are now (not refused, not lost).
+  let tracked = false
+  // Per-key tracking with a (nearly) full table: entries are served for a bounded staleness only.
+  let tableFull = false
   const lock = yield* Effect.makeSemaphore(1)
+  const trackedMode = () => tableFull ? "Staleness" as const : "Tracking" as const
 
   const enable = Effect.gen(function*() {
     const started = generation
+    tracked = false
     yield* cache.reset("Off")
     if (subscriberId === undefined) {
       const [id, info] = yield* subscriber.run(
@@ -91,7 +145,7 @@ export const start = Effect.fnUntraced(function*(
       "tracking",
       "CLIENT TRACKING",
       config.prefix,
-      (client) => client.client("TRACKING", "ON", "REDIRECT", subscriberId!, "BCAST", "PREFIX", config.prefix, "NOLOOP")
+      (client) => client.call("CLIENT", ...trackingArguments(config, subscriberId!))
     ).pipe(
       // The subscriber went away between its SUBSCRIBE and here (a CLIENT KILL, say): not a refusal
       // of tracking, only a stale id. Its close and ready start over; until then the cache stays Off.
@@ -106,7 +160,8 @@ export const start = Effect.fnUntraced(function*(
     )
     // Either connection closed meanwhile: what we set up may be gone; their `ready` starts over.
     if (generation !== started) return
-    yield* cache.reset("Tracking")
+    tracked = true
+    yield* cache.reset(trackedMode())
     yield* data.debug("tracking on")
   }).pipe(
     Effect.catchIf((error) => error instanceof RedisCommandError, (error) =>
@@ -128,7 +183,26 @@ export const start = Effect.fnUntraced(function*(
 
   const onClose = () => {
     generation++
+    tracked = false
     Effect.runSync(cache.reset("Off"))
+  }
+
+  // Per key, Redis may forget our keys silently once its table is full (see trackingTable.ts).
+  const checkTable = Effect.gen(function*() {
+    const table = yield* TrackingTable.read(data)
+    if (table === undefined) return
+    const full = tableFull ? !TrackingTable.hasRoom(table) : TrackingTable.isFull(table)
+    if (full === tableFull) return
+    tableFull = full
+    if (full) yield* Effect.logWarning(TrackingTable.warning(table))
+    // Entering: what we hold may have missed an invalidation. Leaving: keys read from now on are tracked.
+    if (tracked) yield* cache.reset(trackedMode())
+  }).pipe(lock.withPermits(1))
+  if (modeOf(config) === "keys") {
+    yield* checkTable
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.delay(checkTable, TrackingTable.checkMillis))
+    )
   }
   data.client.on("close", onClose)
   subscriber.client.on("close", () => {

@@ -59,12 +59,26 @@ export const bind = (
   now?: number
 ): number => {
   commands.zadd(key, "GT", deadline, id)
-  if (now !== undefined) commands.zremrangebyscore(key, "-inf", `(${now - slackMillis}`)
+  if (now !== undefined) commands.zremrangebyscore(key, "-inf", `(${pruneBefore(now)}`)
   // A set made by this ZADD has no TTL, and GT treats that as infinite: NX sets it first.
-  const lifetime = ttl + Math.min(ttl, slackMillis)
+  const lifetime = lifetimeOf(ttl)
   commands.pexpire(key, lifetime, "NX").pexpire(key, lifetime, "GT")
   return now === undefined ? 3 : 4
 }
+
+/**
+ * The lifetime an index gets at each bind, for sessions of lifetime `ttl`.
+ *
+ * @internal
+ */
+export const lifetimeOf = (ttl: number): number => ttl + Math.min(ttl, slackMillis)
+
+/**
+ * Members whose deadline is before this, at `now`, are certainly gone.
+ *
+ * @internal
+ */
+export const pruneBefore = (now: number): number => now - slackMillis
 
 /**
  * Queues the pruning and listing of an index, and returns how to read the
