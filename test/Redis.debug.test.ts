@@ -24,7 +24,7 @@ describe("debug: true", () => {
       const id = stdout.trim()
       expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/)
       // One line per command, with its outcome and duration; nothing on stdout but the id.
-      expect(stderr).toMatch(/MULTI session:\S+ \d+\.\d+ms ok/)
+      expect(stderr).toMatch(/EVALSHA create session:\S+ \d+\.\d+ms ok/)
       expect(stderr).toMatch(/HGETALL session:\S+ \d+\.\d+ms ok/)
       expect(stderr).toMatch(/DEL session:\S+ \d+\.\d+ms ok/)
       expect(stderr).toMatch(/tracking on/)
