@@ -51,7 +51,7 @@ export const runCommandsPerRequest = async (
   redis: BenchRedis
 ): Promise<{ ours: CommandCount; expressSession: CommandCount; expressSessionCsc: CommandCount }> => {
   const requests = quick ? 200 : 1000
-  log(`\n[5/6] Redis commands per cached read-only request (${requests} sequential requests, INFO commandstats)`)
+  log(`\n[5/8] Redis commands per cached read-only request (${requests} sequential requests, INFO commandstats)`)
   const raw = new Redis({ host: redis.host, port: redis.port })
   try {
     const ours = await count("ours", redis, raw, requests)

@@ -4,6 +4,7 @@
  * not the page).
  */
 import { type Chart, renderChart, type Row } from "./chart.js"
+import type { FleetModeResults, FleetRun, FleetSummary } from "./fleet.js"
 import { modeLabels } from "./http/modes.js"
 import type { LoopbackMode } from "./httpReadMostly.js"
 import type { RemoteMode } from "./remote/remoteLatency.js"
@@ -589,8 +590,158 @@ Two stores A and B, with separate connections to the same Redis, stand for two a
       : ""
   }.
 
-The raw figures are in [\`bench/results.json\`](../bench/results.json).
+${fleetSection(r)}${trackingTableSection(r)}The raw figures are in [\`bench/results.json\`](../bench/results.json).
 `
+}
+
+const percent = (v: number | null) => (v === null ? "n/a" : `${(v * 100).toFixed(1)}%`)
+
+const fleetRow = (s: FleetSummary): ReadonlyArray<string> => [
+  String(s.idle),
+  fmtUs(s.writerCpuPerWriteUs),
+  s.idle === 0 ? "–" : fmtUs(s.idleCpuPerWriteUs),
+  s.idle === 0 ? "–" : fmtUs(s.idleCpuPerWritePerInstanceUs),
+  s.idleCpuVsWriter === null ? "–" : percent(s.idleCpuVsWriter),
+  fmtUs(s.redisCpuPerWriteUs),
+  s.redisCpuVsAlone === null ? "–" : `${s.redisCpuVsAlone.toFixed(2)}×`,
+  range(s.spread.redisCpuPerWriteUs, fmtUs)
+]
+
+/** The floor under the per-write figures: the same window with nobody writing (6 idle instances). */
+const fleetQuiet = (m: FleetModeResults): string => {
+  const quiet = m.perRound.flatMap((runs) => runs.flatMap((run) => (run.quiet === undefined ? [] : [run.quiet])))
+  if (quiet.length === 0) return ""
+  const med = (f: (q: NonNullable<FleetRun["quiet"]>) => number) => {
+    const sorted = quiet.map(f).sort((a, b) => a - b)
+    return sorted[sorted.length >> 1]!
+  }
+  return ` With ${
+    Math.max(...m.byIdle.map((s) => s.idle))
+  } idle instances and nobody writing, over a window as long as the write phase, the same division gives ${
+    fmtUs(med((q) => q.idleCpuPerWriteUs))
+  } for the idle instances and ${
+    fmtUs(med((q) => q.redisCpuPerWriteUs))
+  } for Redis: the floor the figures above stand on (the time itself, the start and stop messages, V8's background threads, Redis's cron).`
+}
+
+const fleetSection = (r: Results): string => {
+  const fleet = r.raw.fleet
+  if (fleet === undefined) return ""
+  const modes = fleet.modes.map((m) => {
+    const first = m.perRound[0]?.find((run) => run.idle === Math.max(...fleet.idleCounts))
+    return `### ${m.label} (\`cache: ${m.setting}\`)
+
+${
+      table(
+        [
+          "idle instances",
+          "writer CPU per write",
+          "idle instances' CPU per write, all",
+          "per idle instance",
+          "idle ÷ writer",
+          "Redis CPU per write",
+          "Redis ÷ writer alone",
+          "Redis, rounds (min–max)"
+        ],
+        m.byIdle.map(fleetRow)
+      )
+    }
+
+With every instance open, Redis's \`CLIENT LIST\` showed ${m.redisSaw.trackingClients} tracking connections, ${m.redisSaw.broadcastClients} of them in BCAST mode.${
+      first === undefined
+        ? ""
+        : ` In the first round with the most idle instances, the writer's reads were ${first.writerHits} hits and ${first.writerMisses} misses, and the idle instances dropped ${first.idleInvalidations} entries and held ${first.idleCached} at the end.`
+    }${fleetQuiet(m)}
+`
+  })
+  const skipped = fleet.skipped.map((s) => `- \`${s.mode}\` was not run: ${s.reason}.`).join("\n")
+  return `## A fleet on one Redis
+
+What one instance's writes cost the rest of the fleet. One writing instance and ${
+    fleet.idleCounts.join(", ")
+  } idle ones, each a Node process with its own store, on one Redis. Each idle instance makes and reads ${fleet.idleSessions} sessions of its own, so that it caches and tracks them, and none of the written ones. The writer makes ${fleet.writerSessions} sessions, then writes each ${fleet.writesPerSession} times: a cache-hit read and a one-field flush, ${fleet.concurrency} at once (${
+    fleet.writerSessions * fleet.writesPerSession
+  } writes). CPU time of the write phase only, divided by the number of writes: each instance's own \`process.cpuUsage()\` between a start and a stop message (an idle instance answers the stop once it has read what Redis sent it), and Redis's \`used_cpu_user\` + \`used_cpu_sys\`. Medians over ${fleet.rounds} interleaved round${
+    fleet.rounds === 1 ? "" : "s"
+  }, after a warm-up run per mode; each run's writer first writes each of its sessions once, untimed, before the idle instances open.
+
+Idle instances' CPU per write ÷ the writer's (\`fleetIdleCpuVsWriter\`, the worst N): ${
+    percent(r.ratios["fleetIdleCpuVsWriter"] ?? null)
+  }, goal ≤ 5%; Redis's CPU per write with 6 idle instances ÷ alone (\`fleetRedisCpuWith6VsAlone\`): ${
+    x(r.ratios["fleetRedisCpuWith6VsAlone"] ?? null, 2)
+  }, goal ≤ 1.15×. The same in broadcast mode: ${percent(r.ratios["fleetBroadcastIdleCpuVsWriter"] ?? null)} and ${
+    x(r.ratios["fleetBroadcastRedisCpuWith6VsAlone"] ?? null, 2)
+  }. On a machine with few cores these figures move with the load: a writer whose round trips take longer batches more commands per write to the socket (ioredis pipelines automatically), which lowers its own and Redis's CPU per write.
+
+${modes.join("\n")}${skipped === "" ? "" : `\n${skipped}\n`}
+`
+}
+
+const bytes = (b: number) => `${b} B`
+
+const trackingTableSection = (r: Results): string => {
+  const t = r.raw.trackingTable
+  if (t === undefined) return ""
+  const store = t.store === null
+    ? `One store instance was not measured: ${t.storeSkipped ?? "n/a"}.`
+    : `One store instance (\`cache: ${t.store.setting}\`) reading ${t.store.keys} sessions left ${t.store.tableKeys} keys and ${t.store.tableItems} items in the table, ${
+      bytes(t.store.trackedBytesPerKey)
+    } per session: what the emulation above measures.`
+  const storeEviction = t.storeEviction === null
+    ? ""
+    : ` With \`tracking-table-max-keys\` ${t.storeEviction.limit}, the same store read ${t.storeEviction.tracked} sessions, another client wrote each once, and the store read them all again, ${t.storeEviction.msBetweenReads} ms after the first read (\`cache.maxStaleness\` ${t.storeEviction.maxStalenessMs} ms): ${t.storeEviction.invalidations} invalidations had arrived, the cache was in mode ${t.storeEviction.cacheMode}, and ${t.storeEviction.staleReads} reads returned the old value.`
+  return `## Redis's tracking table
+
+What per-key tracking costs Redis, on a redis-server of its own (\`used_memory\`, so nothing else moves it). Session hashes in our data model (${r.meta.sessionFields} fields), keys of ${t.sessionKeyBytes} bytes (\`session:\` and a 43-character id). The tracking client is what the store sets up: a RESP2 connection subscribed to \`__redis__:invalidate\`, and a data connection with \`CLIENT TRACKING ON REDIRECT <id> NOLOOP\` reading every session with HGETALL. A second data connection then reads the same keys: one more instance caching the same sessions.
+
+${
+    table(
+      [
+        "session keys",
+        "a session hash",
+        "read untracked",
+        "tracked by one client",
+        "each more client",
+        "left after both disconnected",
+        "table: keys / items (1 client, 2, after)"
+      ],
+      t.sizes.map((s) => [
+        String(s.keys),
+        bytes(s.sessionBytesPerKey),
+        bytes(s.untrackedReadBytesPerKey),
+        bytes(s.trackedBytesPerKey),
+        bytes(s.secondClientBytesPerKey),
+        bytes(s.leftAfterDisconnectBytesPerKey),
+        `${s.table.oneClient.keys} / ${s.table.oneClient.items}, ${s.table.twoClients.keys} / ${s.table.twoClients.items}, ${s.table.afterDisconnect.keys} / ${s.table.afterDisconnect.items}`
+      ])
+    )
+  }
+
+All figures per key. Redis forgets a disconnected client's keys lazily: they stay in the table (and count towards \`tracking-table-max-keys\`) until the key changes, expires or is evicted from the table. ${store}${storeEviction}
+
+\`tracking-table-max-keys\` below what the clients track: one client reads ${
+    t.maxKeys[0]?.tracked ?? "n/a"
+  } keys with the limit at ${t.maxKeys[0]?.limit ?? "n/a"}, then another client writes every key once.
+
+${
+    table(
+      ["tracking", "table keys after the reads", "evicted keys announced while reading", "keys never announced"],
+      t.maxKeys.map((m) => [
+        m.noloop ? "with NOLOOP (as the store)" : "without NOLOOP",
+        String(m.tableKeysAfterReads),
+        String(m.announcedWhileReading),
+        String(m.neverAnnounced)
+      ])
+    )
+  }
+
+${
+    t.maxKeys.some((m) => m.noloop && m.neverAnnounced > 0)
+      ? `Redis evicts keys from a full table while it processes a command, and a NOLOOP client is not told about the keys evicted during its own commands (Redis skips invalidations for "the current client"): those keys leave the table unannounced, and a later write by anyone else is not announced either.
+
+`
+      : ""
+  }`
 }
 
 export const consoleSummary = (r: Results): string => {

@@ -142,7 +142,7 @@ export const runHttpBench = async (redis: BenchRedis): Promise<HttpResults> => {
   const durationS = seconds(3, 0.5)
   const rounds = 3
   log(
-    `\n[2/6] HTTP read-mostly, loopback: 90% reads / 10% one-field writes, ${connections} connections, ${rounds} interleaved rounds × ${durationS} s per server after ${warmupS} s warm-up`
+    `\n[2/8] HTTP read-mostly, loopback: 90% reads / 10% one-field writes, ${connections} connections, ${rounds} interleaved rounds × ${durationS} s per server after ${warmupS} s warm-up`
   )
   const fleet = await startFleet(loopbackModes, redis, connections)
   try {

@@ -4,6 +4,8 @@
  * docs/benchmarks.md and docs/benchmarks.svg.
  *
  * BENCH_QUICK=1 shortens every workload (a smoke run; figures not for comparison, written to bench/results.quick.json only).
+ * BENCH_FLEET_MODES (default "keys,broadcast") lists the tracking modes the fleet workload runs; a mode the
+ * store does not accept is skipped, and says so.
  * BENCH_CPU_PROF=<dir> makes the HTTP server children write V8 CPU profiles there.
  * BENCH_REMOTE_DELAY_MS (default 0.25) is the delay the proxy adds each way in the remote-latency workload,
  * BENCH_REMOTE_RATE (default 200) its request rate per server (all servers are loaded at once).
@@ -19,6 +21,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { runCommandsPerRequest } from "./commands.js"
 import { chartSvg, consoleSummary, markdown, remoteChartSvg } from "./docs.js"
+import { runFleet } from "./fleet.js"
 import { runHttpBench } from "./httpReadMostly.js"
 import { runInvalidation } from "./invalidation.js"
 import { runLostUpdates } from "./lostUpdates.js"
@@ -28,6 +31,7 @@ import { buildResults, loadLimit, type Results } from "./report.js"
 import { fieldCount, jsonBytes } from "./sessionShape.js"
 import { log, quick } from "./stats.js"
 import { runStoreBench } from "./store.js"
+import { runTrackingTable } from "./trackingTable.js"
 
 const root = (path: string) => fileURLToPath(new URL(`../${path}`, import.meta.url))
 
@@ -73,10 +77,13 @@ const main = async () => {
     const lostUpdates = await runLostUpdates(redis)
     const commands = await runCommandsPerRequest(redis)
     const invalidation = await runInvalidation(redis)
+    const fleet = await runFleet(redis, "[7/8] ")
+    // On a redis-server of its own: its memory figures must move with nothing else.
+    const trackingTable = await runTrackingTable("[8/8] ")
 
     const loadAfter = loadAverage()
     const cpus = os.cpus()
-    const results = buildResults({ store, http, remote, lostUpdates, commands, invalidation }, {
+    const results = buildResults({ store, http, remote, lostUpdates, commands, invalidation, fleet, trackingTable }, {
       command: quick ? "BENCH_QUICK=1 npm run bench" : "npm run bench",
       quick,
       date: new Date().toISOString().slice(0, 10),

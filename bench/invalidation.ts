@@ -162,7 +162,7 @@ const hitRatio = async (a: OpenStore, b: OpenStore, raw: Redis, operations: numb
 export const runInvalidation = async (redis: BenchRedis): Promise<InvalidationResults> => {
   const trials = quick ? 100 : 500
   const operations = quick ? 4_000 : 40_000
-  log(`\n[6/6] Cross-instance invalidation (two stores, one Redis)`)
+  log(`\n[6/8] Cross-instance invalidation (two stores, one Redis)`)
   const a = await openStore(redis.server)
   const b = await openStore(redis.server)
   const raw = new Redis({ host: redis.host, port: redis.port })

@@ -79,7 +79,7 @@ const measure = async (mode: Mode, label: string, redis: BenchRedis, raw: Redis)
 export const runLostUpdates = async (
   redis: BenchRedis
 ): Promise<{ ours: LostUpdateResult; expressSession: LostUpdateResult }> => {
-  log(`\n[4/6] Lost updates: ${requests} concurrent requests to one session, each setting a different field`)
+  log(`\n[4/8] Lost updates: ${requests} concurrent requests to one session, each setting a different field`)
   const raw = new Redis({ host: redis.host, port: redis.port })
   try {
     const ours = await measure("ours", "ours (HttpSession, delta flush)", redis, raw)

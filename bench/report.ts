@@ -3,11 +3,13 @@
  * not assertions) and the notes that say how to read them.
  */
 import type { CommandCount } from "./commands.js"
+import type { FleetMode, FleetResults, FleetRun } from "./fleet.js"
 import { type HttpResults, type HttpRun, sessionOverheadUs } from "./httpReadMostly.js"
 import type { InvalidationResults } from "./invalidation.js"
 import type { LostUpdateResult } from "./lostUpdates.js"
 import type { RemoteResults } from "./remote/remoteLatency.js"
 import type { StoreResults } from "./store.js"
+import type { TrackingTableResults } from "./trackingTable.js"
 
 export interface Raw {
   readonly store: StoreResults
@@ -20,6 +22,9 @@ export interface Raw {
     readonly expressSessionCsc: CommandCount
   }
   readonly invalidation: InvalidationResults
+  /** Absent from runs made before the fleet workload existed. */
+  readonly fleet?: FleetResults
+  readonly trackingTable?: TrackingTableResults
 }
 
 export interface Target {
@@ -60,6 +65,14 @@ export interface Results {
     readonly latencyP99Us: number
     readonly hitRatio: number
   }
+  /** Redis's memory per tracked session key (the largest N measured), where the run measured it. */
+  readonly trackingTable?: {
+    readonly keys: number
+    readonly bytesPerTrackedKey: number
+    readonly bytesPerAdditionalClient: number
+    /** With tracking-table-max-keys below the tracked keys, keys a NOLOOP client was never told had changed. */
+    readonly neverAnnouncedWithNoloop: number | null
+  }
   /**
    * The headline ratios computed within each interleaved round (the contenders of one round ran
    * back to back), in round order: how far a single round can be off.
@@ -94,8 +107,68 @@ const goals: ReadonlyArray<readonly [name: string, goal: string, met: (v: number
   ["ratios.remoteLatencyP50VsNoSession", "≤ 1.1", (v) => v <= 1.1]
 ]
 
+/** Issue 21's goals for the fleet, set where the run has the fleet workload. */
+const fleetGoals: ReadonlyArray<readonly [name: string, goal: string, met: (v: number) => boolean]> = [
+  ["ratios.fleetIdleCpuVsWriter", "≤ 0.05", (v) => v <= 0.05],
+  ["ratios.fleetRedisCpuWith6VsAlone", "≤ 1.15", (v) => v <= 1.15]
+]
+
+/**
+ * The fleet's ratios for one tracking mode, from per-N figures: the idle instances' CPU per write ÷
+ * the writer's at the worst N, and Redis's CPU per write with the most idle instances ÷ alone.
+ */
+const fleetRatios = (
+  runs: ReadonlyArray<Pick<FleetRun, "idle" | "idleCpuPerWriteUs" | "writerCpuPerWriteUs" | "redisCpuPerWriteUs">>
+) => {
+  const most = Math.max(...runs.map((r) => r.idle))
+  const alone = runs.find((r) => r.idle === 0)
+  const full = runs.find((r) => r.idle === most)
+  const idleVsWriter = runs.filter((r) => r.idle > 0).map((r) => r.idleCpuPerWriteUs / r.writerCpuPerWriteUs)
+  return {
+    idleCpuVsWriter: idleVsWriter.length === 0 ? null : finite(Math.max(...idleVsWriter)),
+    redisCpuWith6VsAlone: alone === undefined || full === undefined || most === 0
+      ? null
+      : finite(full.redisCpuPerWriteUs / alone.redisCpuPerWriteUs)
+  }
+}
+
+const fleetNames: Record<FleetMode, { readonly idle: string; readonly redis: string }> = {
+  keys: { idle: "fleetIdleCpuVsWriter", redis: "fleetRedisCpuWith6VsAlone" },
+  broadcast: { idle: "fleetBroadcastIdleCpuVsWriter", redis: "fleetBroadcastRedisCpuWith6VsAlone" }
+}
+
+const trackingTableSummary = (t: TrackingTableResults) => {
+  const largest = t.sizes.reduce((a, b) => (b.keys > a.keys ? b : a))
+  const noloop = t.maxKeys.find((m) => m.noloop)
+  return {
+    keys: largest.keys,
+    bytesPerTrackedKey: largest.trackedBytesPerKey,
+    bytesPerAdditionalClient: largest.secondClientBytesPerKey,
+    neverAnnouncedWithNoloop: noloop === undefined ? null : noloop.neverAnnounced
+  }
+}
+
+/** The fleet's ratios (medians over the rounds) and the same within each round. */
+const fleetFigures = (fleet: FleetResults | undefined) => {
+  const ratios: Record<string, number | null> = {}
+  const rounds: Record<string, ReadonlyArray<number | null>> = {}
+  if (fleet === undefined) return { ratios, rounds }
+  for (const mode of ["keys", "broadcast"] as const) {
+    const m = fleet.modes.find((x) => x.mode === mode)
+    const names = fleetNames[mode]
+    const median = m === undefined ? undefined : fleetRatios(m.byIdle)
+    ratios[names.idle] = median?.idleCpuVsWriter ?? null
+    ratios[names.redis] = median?.redisCpuWith6VsAlone ?? null
+    const perRound = m?.perRound.map(fleetRatios) ?? []
+    rounds[names.idle] = perRound.map((r) => r.idleCpuVsWriter)
+    rounds[names.redis] = perRound.map((r) => r.redisCpuWith6VsAlone)
+  }
+  return { ratios, rounds }
+}
+
 export const buildResults = (raw: Raw, meta: Meta): Results => {
   const { http, remote, store } = raw
+  const fleet = fleetFigures(raw.fleet)
   const s = http.servers
   const r = remote.servers
   const med = (op: keyof StoreResults, key: string) => store[op][key]!.medianUs
@@ -156,7 +229,8 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
     remoteLatencyP50VsNoSessionExpress: finite(r.express.latencyP50Ms / r.expressNoSession.latencyP50Ms),
     remoteLatencyP50VsNoSessionExpressCsc: finite(r.expressCsc.latencyP50Ms / r.expressNoSession.latencyP50Ms),
     remoteLatencyP99VsNoSession: finite(r.ours.latencyP99Ms / r.oursNoSession.latencyP99Ms),
-    remoteLatencyP99VsNoSessionExpress: finite(r.express.latencyP99Ms / r.expressNoSession.latencyP99Ms)
+    remoteLatencyP99VsNoSessionExpress: finite(r.express.latencyP99Ms / r.expressNoSession.latencyP99Ms),
+    ...fleet.ratios
   }
   const lostUpdates = { ours: raw.lostUpdates.ours.lost, expressSession: raw.lostUpdates.expressSession.lost }
   const commandsPerCachedRead = {
@@ -204,9 +278,10 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
       remote.rounds,
       remoteRound,
       (x) => finite(x["express"]!.latencyP50Ms / x["expressNoSession"]!.latencyP50Ms)
-    )
+    ),
+    ...fleet.rounds
   }
-  const targets: Array<Target> = goals.map(([name, goal, met]) => {
+  const targets: Array<Target> = [...goals, ...(raw.fleet === undefined ? [] : fleetGoals)].map(([name, goal, met]) => {
     const value = values[name] ?? null
     return { name, goal, value, met: value !== null && met(value) }
   })
@@ -220,6 +295,7 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
       latencyP99Us: round(inv.latency.p99Us),
       hitRatio: round(inv.hitRatio.ratio, 4)
     },
+    ...(raw.trackingTable === undefined ? {} : { trackingTable: trackingTableSummary(raw.trackingTable) }),
     ratioRounds,
     targets,
     notes: {
@@ -250,6 +326,14 @@ export const buildResults = (raw: Raw, meta: Meta): Results => {
         "Fields lost out of 100 (worst trial), counted in Redis after 100 concurrent requests to one session each set a different field.",
       commandsPerCachedRead:
         "Redis commands (INFO commandstats) per read-only request for a session the server has already seen, sequential requests.",
+      ...(raw.fleet === undefined ? {} : {
+        fleet:
+          "One writing instance and 0, 2 or 6 idle ones, each a Node process with its own store, on one Redis; the idle instances cache and track 50 sessions of their own, none of the written ones. Per write (a cache-hit read and a one-field flush, 32 at once), CPU time of the write phase only: each process's own process.cpuUsage(), Redis's INFO cpu. fleetIdleCpuVsWriter = the idle instances' CPU per write, summed over them, ÷ the writer's, at the worst N (lower is better; goal ≤ 0.05); fleetRedisCpuWith6VsAlone = Redis's CPU per write with 6 idle instances ÷ with the writer alone (lower is better; goal ≤ 1.15). The fleetBroadcast* figures are the same with cache.tracking \"broadcast\" (BCAST), for the record; null where the store did not run that mode."
+      }),
+      ...(raw.trackingTable === undefined ? {} : {
+        trackingTable:
+          "Redis's used_memory on a redis-server of its own: per session key tracked by one client (RESP2 redirect, NOLOOP, HGETALL), against the same keys read untracked, and per additional client tracking the same key; and what tracking-table-max-keys below the tracked keys does."
+      }),
       invalidation:
         "Latency from B's flush acknowledgement to the start of A's first retrieve that returns the new value (A polls in a loop; resolution = poll interval). Hit ratio = hits ÷ retrieves over both instances, from the stores' own cache counters; Redis's command counts for the run are kept beside it."
     },

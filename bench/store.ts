@@ -38,7 +38,7 @@ const rawDecode = (fields: Record<string, string>): Record<string, unknown> => {
 const sid = () => randomBytes(24).toString("base64url")
 
 export const runStoreBench = async (redis: BenchRedis): Promise<StoreResults> => {
-  log("\n[1/6] Store level (one operation at a time)")
+  log("\n[1/8] Store level (one operation at a time)")
   const cached = await openStore(redis.server)
   const uncached = await openStore(redis.server, { cache: false })
   const theirs = await openTheirStore(redis.url)

@@ -90,7 +90,7 @@ export const runRemoteLatency = async (redis: BenchRedis): Promise<RemoteResults
   const durationS = seconds(5, 1)
   const rounds = 3
   log(
-    `\n[3/6] HTTP read-mostly, Redis behind a proxy adding ${delayMsEachWay} ms each way: every server at once, interleaved, each over ${connections} connections at ${ratePerSec} req/s; ${rounds} rounds × ${durationS} s`
+    `\n[3/8] HTTP read-mostly, Redis behind a proxy adding ${delayMsEachWay} ms each way: every server at once, interleaved, each over ${connections} connections at ${ratePerSec} req/s; ${rounds} rounds × ${durationS} s`
   )
   const proxy = await startDelayProxy(redis, delayMsEachWay)
   try {
