@@ -164,9 +164,7 @@ describe("per-key tracking", () => {
     Effect.gen(function*() {
       const server = yield* RedisServer.scoped()
       const raw = server.client()
-      yield* promise(() =>
-        raw.call("ACL", "SETUSER", "app", "on", ">app-password", "~*", "&*", "+@all", "-@scripting")
-      )
+      yield* promise(() => raw.call("ACL", "SETUSER", "app", "on", ">app-password", "~*", "&*", "+@all", "-@scripting"))
       const warnings: Array<string> = []
       const logger = Logger.make(({ logLevel, message }) => {
         if (logLevel._tag === "Warning") warnings.push(String(message))

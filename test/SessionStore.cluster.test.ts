@@ -273,6 +273,37 @@ describe("Redis Cluster", () => {
     60_000
   )
 
+  it.scopedLive("a master whose tracking table is full stops caching its slots, and stays coherent", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RedisCluster.scoped
+      const a = yield* instance(cluster.settings({ commandTimeout: "1 second" }))
+      const b = yield* instance(cluster.settings({ commandTimeout: "1 second", cache: { enabled: false } }))
+      const masters = yield* Effect.promise(() => cluster.masters())
+      const full = masters[0]!
+      yield* Effect.promise(() => full.client().config("SET", "tracking-table-max-keys", "5"))
+      const byMaster = yield* spread(a, cluster, 20)
+      // That master forgets our keys silently (our own commands make it forget): a notices.
+      yield* RedisServer.eventually(
+        Effect.flatMap(a.cacheStats, (stats) => stats.mode === "Off" ? Effect.void : Effect.fail(stats)),
+        { timeoutMs: 15_000, intervalMs: 10 }
+      )
+      const ids = [...byMaster.values()].flat()
+      for (const id of ids) yield* a.retrieve(id)
+      for (const id of ids) yield* setField(b, id, `b:${id}`)
+      for (const id of ids) yield* untilSeen(a, id, `b:${id}`)
+      // The other masters' sessions are still served from the cache.
+      const other = byMaster.get(masters[1]!.port)![0]!
+      const hits = (yield* a.cacheStats).hits
+      yield* a.retrieve(other)
+      expect((yield* a.cacheStats).hits - hits).toBe(1)
+      // With room again, every slot is tracked again.
+      yield* Effect.promise(() => full.client().config("SET", "tracking-table-max-keys", "0"))
+      yield* RedisServer.eventually(
+        Effect.flatMap(a.cacheStats, (stats) => stats.mode === "Tracking" ? Effect.void : Effect.fail(stats)),
+        { timeoutMs: 15_000, intervalMs: 10 }
+      )
+    }).pipe(RedisServer.hangGuard(90_000, "cluster tracking table")))
+
   it.scopedLive("refuses what a Cluster cannot do, naming the field; an unreachable cluster fails typed", () =>
     Effect.gen(function*() {
       const build = (settings: SessionConfig.Input) => Effect.flip(Layer.build(SessionStore.layer(settings)))

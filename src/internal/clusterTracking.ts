@@ -25,6 +25,7 @@ import * as Redis from "./redis.js"
 import * as RedisCluster from "./redisCluster.js"
 import * as Slots from "./slots.js"
 import * as Tracking from "./tracking.js"
+import * as TrackingTable from "./trackingTable.js"
 
 const channel = "__redis__:invalidate"
 // Replies that mean CLIENT TRACKING is not available at all (ACL, renamed or unknown command): no retry helps.
@@ -37,6 +38,8 @@ interface Tracker {
   readonly subscriber: IORedis
   /** Tracking is on for both connections as they are now. */
   tracked: boolean
+  /** Its tracking table is (nearly) full: its slots are not cached (see trackingTable.ts). */
+  tableFull: boolean
   /** Bumped at each new setup: a slot tracked by an earlier one may have missed invalidations. */
   generation: number
   /** Bumped when either connection closes: a setup under way must not mark the tracker tracked. */
@@ -90,7 +93,9 @@ export const start = Effect.fnUntraced(function*(
     for (let slot = 0; slot < slots; slot++) {
       const owner = cluster.slots[slot]?.[0]
       const tracker = owner === undefined ? undefined : byKey.get(owner)
-      const want = tracker !== undefined && tracker.tracked ? `${owner}#${tracker.generation}` : ""
+      const want = tracker !== undefined && tracker.tracked && !tracker.tableFull
+        ? `${owner}#${tracker.generation}`
+        : ""
       if (want !== slotState[slot]) {
         slotState[slot] = want
         ;(want === "" ? off : on).push(slot)
@@ -161,6 +166,7 @@ export const start = Effect.fnUntraced(function*(
       key: Slots.keyOfNode(node),
       subscriber,
       tracked: false,
+      tableFull: false,
       generation: 0,
       lifecycle: 0,
       subscriberId: undefined,
@@ -214,6 +220,33 @@ export const start = Effect.fnUntraced(function*(
     )
   }
 
+  // Per master, Redis may forget our keys silently once its table is full (see trackingTable.ts):
+  // that master's slots are then not cached until its table has room again.
+  const checkTable = async (tracker: Tracker) => {
+    if (tracker.node.status !== "ready") return
+    const info = await Redis.bounded(tracker.node.info("stats"), bound, "INFO")
+    const setting = await Redis.bounded(
+      tracker.node.config("GET", "tracking-table-max-keys") as Promise<ReadonlyArray<unknown>>,
+      bound,
+      "CONFIG GET"
+    ).catch(() => undefined)
+    const table = TrackingTable.parse(info, setting)
+    if (table === undefined) return
+    const full = tracker.tableFull ? !TrackingTable.hasRoom(table) : TrackingTable.isFull(table)
+    if (full === tracker.tableFull) return
+    tracker.tableFull = full
+    if (full) Effect.runFork(Effect.logWarning(`${TrackingTable.warning(table)} (node ${tracker.key})`))
+    // Leaving: a new generation, so that its slots are filled again from scratch.
+    else tracker.generation++
+    sync()
+  }
+  const tableTimer = Tracking.modeOf(config) === "keys"
+    ? setInterval(() => {
+      for (const tracker of trackers.values()) checkTable(tracker).catch(() => undefined)
+    }, TrackingTable.checkMillis)
+    : undefined
+  tableTimer?.unref()
+
   const onTopology = () => sync()
   cluster.on("refresh", onTopology)
   cluster.on("+node", onTopology)
@@ -221,6 +254,7 @@ export const start = Effect.fnUntraced(function*(
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
       stopped = true
+      clearInterval(tableTimer)
       cluster.off("refresh", onTopology)
       cluster.off("+node", onTopology)
       cluster.off("-node", onTopology)

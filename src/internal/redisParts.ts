@@ -141,7 +141,10 @@ export const make = Effect.fnUntraced(function*(
     index === undefined
       ? Effect.map(batch(method, "MULTI", key, fallback), read)
       : clustered
-      ? Effect.zipRight(batch(method, "MULTI", index.key, bindOn(index)), Effect.map(batch(method, "MULTI", key, fallback), read))
+      ? Effect.zipRight(
+        batch(method, "MULTI", index.key, bindOn(index)),
+        Effect.map(batch(method, "MULTI", key, fallback), read)
+      )
       : Effect.map(
         batch(method, "MULTI", key, (multi) => {
           bindOn(index)(multi)

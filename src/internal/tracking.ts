@@ -55,7 +55,7 @@ export const listener = (prefix: string, cache: SessionCache.SessionCache) => {
     if (!channelBytes.equals(from)) return
     // An array of keys, or null after FLUSHDB/FLUSHALL: everything is gone.
     if (message === null) cache.unsafeInvalidateAll()
-    else if (Array.isArray(message)) for (const key of message) drop(key)
+    else if (Array.isArray(message)) { for (const key of message) drop(key) }
     else drop(message)
   }
 }

@@ -36,25 +36,33 @@ const defaultMax = 1_000_000
 export const checkMillis = 1_000
 
 /**
- * Reads the table's size and bound; `undefined` where INFO is refused.
+ * The table as `INFO stats` and `CONFIG GET tracking-table-max-keys` report it; `undefined` when
+ * INFO does not say. A refused CONFIG GET (`undefined`) means Redis's default bound.
+ *
+ * @internal
+ */
+export const parse = (info: string, config: ReadonlyArray<unknown> | undefined): Table | undefined => {
+  const keys = Number(/^tracking_total_keys:(\d+)/m.exec(info)?.[1] ?? Number.NaN)
+  if (!Number.isFinite(keys)) return undefined
+  const max = Number(config?.[1] ?? defaultMax)
+  return { keys, max: Number.isFinite(max) ? max : defaultMax }
+}
+
+/**
+ * Reads the table's size and bound through the store's connection; `undefined` where INFO is refused.
  *
  * @internal
  */
 export const read = (data: Redis.Connection): Effect.Effect<Table | undefined> =>
   Effect.gen(function*() {
     const info = yield* data.run("tracking", "INFO", "stats", (client) => client.info("stats"))
-    const keys = Number(/^tracking_total_keys:(\d+)/m.exec(info)?.[1] ?? Number.NaN)
-    if (!Number.isFinite(keys)) return undefined
-    const max = yield* data.run(
+    const config = yield* data.run(
       "tracking",
       "CONFIG GET",
       "tracking-table-max-keys",
-      (client) => client.config("GET", "tracking-table-max-keys") as Promise<ReadonlyArray<string>>
-    ).pipe(
-      Effect.map((reply) => Number(reply[1] ?? defaultMax)),
-      Effect.orElseSucceed(() => defaultMax)
-    )
-    return { keys, max }
+      (client) => client.config("GET", "tracking-table-max-keys") as Promise<ReadonlyArray<unknown>>
+    ).pipe(Effect.orElseSucceed(() => undefined))
+    return parse(info, config)
   }).pipe(Effect.orElseSucceed(() => undefined))
 
 /**
@@ -79,6 +87,7 @@ export const hasRoom = (table: Table): boolean => table.max === 0 || table.keys 
  */
 export const warning = (table: Table): string =>
   `effect-session-redis: Redis's tracking table holds ${table.keys} keys of at most ${table.max} ` +
-  `(tracking-table-max-keys): Redis is forgetting which sessions instances read, so the near-cache serves entries ` +
-  `for at most cache.maxStaleness until it has room again. Raise tracking-table-max-keys above the number of live ` +
-  `sessions (about 100 bytes each; see docs/deployment.md), or set it to 0.`
+  `(tracking-table-max-keys): Redis is forgetting which sessions instances read, so the near-cache no longer relies ` +
+  `on its announcements (entries are served for at most cache.maxStaleness; on a Cluster, that master's slots are ` +
+  `not cached) until the table has room again. Raise tracking-table-max-keys above the number of live sessions ` +
+  `(see docs/deployment.md), or set it to 0.`
