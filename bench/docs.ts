@@ -671,7 +671,11 @@ Idle instances' CPU per write ÷ the writer's (\`fleetIdleCpuVsWriter\`, the wor
     x(r.ratios["fleetRedisCpuWith6VsAlone"] ?? null, 2)
   }, goal ≤ 1.15×. The same in broadcast mode: ${percent(r.ratios["fleetBroadcastIdleCpuVsWriter"] ?? null)} and ${
     x(r.ratios["fleetBroadcastRedisCpuWith6VsAlone"] ?? null, 2)
-  }. On a machine with few cores these figures move with the load: a writer whose round trips take longer batches more commands per write to the socket (ioredis pipelines automatically), which lowers its own and Redis's CPU per write.
+  }. On a machine with few cores these figures move with the load: a writer whose round trips take longer batches more commands per write to the socket (ioredis pipelines automatically), which lowers its own and Redis's CPU per write.${
+    fleet.modes.some((m) => m.mode === "keys")
+      ? " With per-key tracking Redis sends the idle instances nothing for these writes, so its work per write is the same whatever N: how far its `Redis ÷ writer alone` column is from 1.00× shows how precisely this machine measures that ratio."
+      : ""
+  }
 
 ${modes.join("\n")}${skipped === "" ? "" : `\n${skipped}\n`}
 `
@@ -692,7 +696,7 @@ const trackingTableSection = (r: Results): string => {
     : ` With \`tracking-table-max-keys\` ${t.storeEviction.limit}, the same store read ${t.storeEviction.tracked} sessions, another client wrote each once, and the store read them all again, ${t.storeEviction.msBetweenReads} ms after the first read (\`cache.maxStaleness\` ${t.storeEviction.maxStalenessMs} ms): ${t.storeEviction.invalidations} invalidations had arrived, the cache was in mode ${t.storeEviction.cacheMode}, and ${t.storeEviction.staleReads} reads returned the old value.`
   return `## Redis's tracking table
 
-What per-key tracking costs Redis, on a redis-server of its own (\`used_memory\`, so nothing else moves it). Session hashes in our data model (${r.meta.sessionFields} fields), keys of ${t.sessionKeyBytes} bytes (\`session:\` and a 43-character id). The tracking client is what the store sets up: a RESP2 connection subscribed to \`__redis__:invalidate\`, and a data connection with \`CLIENT TRACKING ON REDIRECT <id> NOLOOP\` reading every session with HGETALL. A second data connection then reads the same keys: one more instance caching the same sessions.
+What per-key tracking costs Redis, on a redis-server of its own (\`used_memory\`, so nothing else moves it). Session hashes in our data model (${r.meta.sessionFields} fields), keys of ${t.sessionKeyBytes} bytes (\`session:\` and a 43-character id). The tracking client is what the store sets up: a RESP2 connection subscribed to \`__redis__:invalidate\`, and a data connection with \`CLIENT TRACKING ON REDIRECT <id> NOLOOP\` reading every session once (an \`HGET\` of its version field: Redis tracks a key whichever command reads it). A second data connection then reads the same keys: one more instance caching the same sessions.
 
 ${
     table(
