@@ -63,13 +63,25 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   }
 
   const keyOf = (id: string) => config.prefix + id
+  // The lifetime a raw `$e` field gives (see Session.expireField), or the store's.
+  const storedLife = (raw: string | null | undefined) => {
+    const own = raw === null || raw === undefined ? Number.NaN : Number(raw)
+    return Number.isSafeInteger(own) && own > 0 ? own : ttl
+  }
   const legacyPrefix = config.legacyPrefix
   const indexOf = (user: string) => UserIndex.keyOf(config.prefix, user)
   const absolute = config.absoluteExpire === undefined ? undefined : Duration.toMillis(config.absoluteExpire)
-  // What PEXPIRE gets: the sliding lifetime, cut so that it never reaches past the absolute one.
-  // Zero or less deletes the key, as an absolute lifetime that has run out should.
-  const lifetimeOf = (createdAt: number | undefined, now: number) =>
-    absolute === undefined || createdAt === undefined ? ttl : Math.min(ttl, createdAt + absolute - now)
+  // What PEXPIRE gets: the sliding lifetime `life`, cut so that it never reaches past the absolute
+  // one. Zero or less deletes the key, as an absolute lifetime that has run out should.
+  const lifetimeOf = (createdAt: number | undefined, now: number, life: number) =>
+    absolute === undefined || createdAt === undefined ? life : Math.min(life, createdAt + absolute - now)
+  // A session's own sliding lifetime (its `$e` field), or the store's; a read refreshes it once a
+  // tenth of it has passed. Plain arithmetic on the hit path: no allocation, no effect.
+  const lifeOf = (session: Session.Session) => session.snapshot?.expire ?? ttl
+  const refreshEveryOf = (session: Session.Session) => {
+    const own = session.snapshot?.expire
+    return own === undefined ? refreshEvery : Math.max(1, Math.floor(own / 10))
+  }
   const isOver = (session: Session.Session, now: number) =>
     absolute !== undefined && session.createdAt !== undefined && session.createdAt + absolute <= now
 
@@ -138,19 +150,21 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   const create: SessionStore["create"] = Effect.fnUntraced(function*(data = {}, options) {
     const given = options?.id
     const user = options?.user
+    const expire = yield* Session.lifetimeMillis(options?.expire)
+    const life = expire ?? ttl
     const id = given ?? Session.makeId()
     const key = keyOf(id)
     const now = yield* Clock.currentTimeMillis
-    const { fields, session } = yield* Session.encodeNew(id, data, now, user)
+    const { fields, session } = yield* Session.encodeNew(id, data, now, user, expire)
     const ticket = yield* cache.begin(id)
     const index = user === undefined ? undefined : {
       key: indexOf(user),
-      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl, now)
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, now + life, life, now)
     }
     yield* transaction("SessionStore.create", key, index, (multi) => {
       // Under a given id, whatever was there is replaced, not merged.
       if (given !== undefined) multi.del(key)
-      multi.hset(key, ...fields.flat()).pexpire(key, lifetimeOf(now, now))
+      multi.hset(key, ...fields.flat()).pexpire(key, lifetimeOf(now, now, life))
     })
     yield* replicated("SessionStore.create", key).pipe(dropOnError(id))
     // A fresh random id: nobody else can have written it, so what we wrote is what Redis holds.
@@ -169,13 +183,14 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const ticket = yield* cache.begin(session.id)
     const at = yield* Clock.currentTimeMillis
     const user = session.user
+    const life = lifeOf(session)
     // A bound session's index must outlive it: stretched with it, first.
     const index = user === undefined ? undefined : {
       key: indexOf(user),
-      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), session.id, at + ttl, ttl)
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), session.id, at + life, life)
     }
     const replies = yield* transaction(method, key, index, (multi) => {
-      multi.pexpire(key, lifetimeOf(session.createdAt, at)).hmget(key, Session.createdField, Session.versionField)
+      multi.pexpire(key, lifetimeOf(session.createdAt, at, life)).hmget(key, Session.createdField, Session.versionField)
     }).pipe(dropOnError(session.id))
     const [created, version] = replies[replies.length - 1] as [string | null, string | null]
     if (method !== "SessionStore.retrieve") yield* replicated(method, key).pipe(dropOnError(session.id))
@@ -220,26 +235,27 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       }
       // Past its absolute lifetime: gone, even if Redis (on another clock) has not expired it yet.
       const found = Option.isSome(decoded) && isOver(decoded.value, now) ? Option.none() : decoded
-      const refreshedAt = now - (ttl - remaining)
-      if (!refreshed && Option.isSome(found) && now - refreshedAt >= refreshEvery) {
-        return yield* reconcile(id, found.value, found)
+      const refreshedAt = Option.isSome(found) ? now - (lifeOf(found.value) - remaining) : now
+      if (!refreshed && Option.isSome(found) && now - refreshedAt >= refreshEveryOf(found.value)) {
+        return yield* reconcile(id, found.value)
       }
       yield* cache.complete(ticket, Option.getOrUndefined(found), now, refreshedAt)
-      return found
+      // Read again just after a refresh of ours (see `reconcile`): this read refreshed it.
+      return refreshed && Option.isSome(found) ? Option.some(Session.refreshed(found.value)) : found
     })
 
   // After a refresh: what we hold if it is still current, otherwise a fresh read (which, just
-  // refreshed, does not refresh again).
+  // refreshed, does not refresh again). Either way the session returned is marked refreshed, a copy
+  // made only here (once per tenth of the lifetime), so that a hit stays free of allocations.
   const reconcile = (
     id: string,
-    session: Session.Session,
-    found: Option.Option<Session.Session>
+    session: Session.Session
   ): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
     Effect.flatMap(
       refresh("SessionStore.retrieve", session),
       (outcome) =>
         outcome === "Kept"
-          ? Effect.succeed(found)
+          ? Effect.succeed(Option.some(Session.refreshed(session)))
           : outcome === "Gone"
           ? Effect.succeedNone
           : load(id, true)
@@ -255,9 +271,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
           ? load(id)
           : isOver(entry.session, now)
           ? Effect.as(cache.remove(id), Option.none())
-          : now - entry.refreshedAt < refreshEvery
+          : now - entry.refreshedAt < refreshEveryOf(entry.session)
           ? Effect.succeed(entry.found)
-          : reconcile(id, entry.session, entry.found))
+          : reconcile(id, entry.session))
     })
 
   const destroy: SessionStore["destroy"] = Effect.fnUntraced(function*(id) {
@@ -275,25 +291,26 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       yield* refresh("SessionStore.touch", entry.session)
       return
     }
-    // Not cached: the creation time and user are read first, since the new lifetime may not reach past
-    // the absolute one and a bound session's index must be stretched with it. A read racing our write
-    // must not install what it read before it.
+    // Not cached: the creation time, user and own lifetime are read first, since the new lifetime may
+    // not reach past the absolute one and a bound session's index must be stretched with it. A read
+    // racing our write must not install what it read before it.
     const key = keyOf(id)
     yield* cache.remove(id)
-    const [created, user] = yield* run(
+    const [created, user, expire] = yield* run(
       "SessionStore.touch",
       "HMGET",
       key,
-      (client) => client.hmget(key, Session.createdField, Session.userField)
+      (client) => client.hmget(key, Session.createdField, Session.userField, Session.expireField)
     )
     if (created === null) return
     const now = yield* Clock.currentTimeMillis
+    const life = storedLife(expire)
     const index = user === null ? undefined : {
       key: indexOf(user),
-      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl)
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, now + life, life)
     }
     yield* transaction("SessionStore.touch", key, index, (multi) => {
-      multi.pexpire(key, lifetimeOf(Number(created), now))
+      multi.pexpire(key, lifetimeOf(Number(created), now, life))
     })
     yield* replicated("SessionStore.touch", key)
     yield* cache.remove(id)
@@ -308,11 +325,14 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const delta = yield* Session.encodeDelta(session, base)
     const user = Session.requestedUser(session, base)
     const rebind = user !== base.user
+    const expire = yield* Session.requestedExpire(session, base)
+    const relife = expire !== base.expire
+    const life = expire ?? ttl
     const next = Session.make(session.id, current.createdAt, delta.next)
     const at = clock.unsafeCurrentTimeMillis()
     if (isOver(next, at)) return yield* cache.remove(session.id)
     // Nothing changed: only the lifetime is refreshed.
-    if (Session.isEmpty(delta) && !rebind) {
+    if (Session.isEmpty(delta) && !rebind && !relife) {
       yield* refresh("SessionStore.flush", next)
       return
     }
@@ -326,7 +346,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const index = user === undefined ? undefined : {
       key: indexOf(user),
       build: (multi: ChainableCommander) => {
-        first = UserIndex.bind(multi, indexOf(user), session.id, at + ttl, ttl, rebind ? at : undefined)
+        first = UserIndex.bind(multi, indexOf(user), session.id, at + life, life, rebind ? at : undefined)
       }
     }
     const replies = yield* transaction("SessionStore.flush", key, index, (multi) => {
@@ -338,8 +358,12 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
         if (user === undefined) multi.hdel(key, Session.userField)
         else multi.hset(key, Session.userField, user)
       }
-      // A rebind bumps the version too: every cached copy of the session must learn it.
-      multi.hincrby(key, Session.versionField, 1).pexpire(key, lifetimeOf(current.createdAt, at))
+      if (relife) {
+        if (expire === undefined) multi.hdel(key, Session.expireField)
+        else multi.hset(key, Session.expireField, String(expire))
+      }
+      // A rebind or a new lifetime bumps the version too: every cached copy of the session must learn it.
+      multi.hincrby(key, Session.versionField, 1).pexpire(key, lifetimeOf(current.createdAt, at, life))
     }).pipe(dropOnError(session.id))
     yield* replicated("SessionStore.flush", key).pipe(dropOnError(session.id))
     const now = clock.unsafeCurrentTimeMillis()
@@ -365,7 +389,11 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     yield* cache.complete(
       ticket,
       version === base.version + 1
-        ? Session.make(session.id, current.createdAt, Session.withUser(Session.withVersion(delta.next, version), user))
+        ? Session.make(
+          session.id,
+          current.createdAt,
+          Session.withExpire(Session.withUser(Session.withVersion(delta.next, version), user), expire)
+        )
         : undefined,
       now
     )
@@ -390,15 +418,28 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       (client) =>
         Promise.all(
           members.map(({ id }) =>
-            Promise.all([client.hmget(keyOf(id), Session.createdField, Session.userField), client.pttl(keyOf(id))])
+            Promise.all([
+              client.hmget(keyOf(id), Session.createdField, Session.userField, Session.expireField),
+              client.pttl(keyOf(id))
+            ])
           )
         )
     )
     const now = yield* Clock.currentTimeMillis
     const infos: Array<Session.SessionInfo> = []
     for (const [i, { deadline, id }] of members.entries()) {
-      const [[created, boundTo], remaining] = read[i]!
-      const info = UserIndex.info({ id, user, deadline, created, boundTo, remaining, now, ttl, absolute })
+      const [[created, boundTo, expire], remaining] = read[i]!
+      const info = UserIndex.info({
+        id,
+        user,
+        deadline,
+        created,
+        boundTo,
+        remaining,
+        now,
+        ttl: storedLife(expire),
+        absolute
+      })
       if (info !== undefined) infos.push(info)
     }
     return infos.sort(UserIndex.oldestFirst)
