@@ -4,7 +4,9 @@
  *
  * Routes (the demo's contract):
  * - `GET /` → `{"visits": n, "user": name | null}`; each call counts a visit.
- * - `POST /login` with `{"name": "..."}` → a new session id, the user stored.
+ * - `POST /login` with `{"name": "...", "remember": true | false}` → a new session id, the user stored;
+ *   with `remember` the session lives {@link rememberFor} from the last request (the cookie's Max-Age says
+ *   so too), otherwise the store's `expire`.
  * - `POST /logout` → the session destroyed, the cookie expired.
  * - `GET /health` → `{"store": "redis" | "memory", "redis": "up" | "down" | null}`.
  * - `GET /sessions` → the logged-in user's sessions, `{"sessions": [{"current", "createdAt", "expiresAt",
@@ -38,9 +40,15 @@ export const AppSession = HttpSession.typed(Schema.Struct({
   user: Schema.optional(Schema.String)
 }))
 
-const Login = Schema.Struct({
-  name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
-})
+/** How long "Remember me" keeps a user signed in after their last request. */
+export const rememberFor = "30 days"
+
+const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
+
+const Login = Schema.Struct({ name: Name, remember: Schema.optional(Schema.Boolean) })
+
+// A checked checkbox posts "on"; an unchecked one posts nothing.
+const LoginForm = Schema.Struct({ name: Name, remember: Schema.optional(Schema.Literal("on")) })
 
 const Revoke = Schema.Struct({ handle: Schema.String })
 
@@ -60,6 +68,18 @@ const body = <A, I extends Readonly<Record<string, string | undefined>>>(schema:
     isForm,
     (form) => form ? HttpServerRequest.schemaBodyUrlParams(schema) : HttpServerRequest.schemaBodyJson(schema)
   )
+
+/** The login, from the page's form or a JSON body. */
+const loginBody = Effect.flatMap(isForm, (form) =>
+  form
+    ? Effect.map(HttpServerRequest.schemaBodyUrlParams(LoginForm), ({ name, remember }) => ({
+      name,
+      remember: remember === "on"
+    }))
+    : Effect.map(HttpServerRequest.schemaBodyJson(Login), ({ name, remember }) => ({
+      name,
+      remember: remember === true
+    })))
 
 const backToPage = HttpServerResponse.empty({ status: 303, headers: { location: "/" } })
 
@@ -131,6 +151,7 @@ const page = (view: {
   const account = view.user === null
     ? `<form method="post" action="/login" id="login">
     <label>Name <input name="name" required maxlength="100" autocomplete="username"></label>
+    <label><input type="checkbox" name="remember" id="remember"> Remember me</label>
     <button type="submit">Log in</button>
   </form>`
     : `<p>Signed in as <strong id="user">${escapeHtml(view.user)}</strong>.</p>
@@ -178,16 +199,19 @@ export const routes = (handles: Handles) =>
     HttpRouter.post(
       "/login",
       Effect.gen(function*() {
-        const { name } = yield* body(Login)
+        const { name, remember } = yield* loginBody
         const session = yield* HttpSession.HttpSession
         // A new id at the moment of privilege change, bound to the user: whoever knew the old id
-        // learns nothing, and the new one is listed among the user's sessions.
-        yield* session.login(name)
+        // learns nothing, and the new one is listed among the user's sessions. "Remember me" gives
+        // the session a lifetime of its own, which every instance honours and the cookie follows;
+        // otherwise it has the store's (`undefined`), even if an earlier login remembered it.
+        yield* session.login(name, { expire: remember ? rememberFor : undefined })
         yield* AppSession.set("user", name)
         return yield* reply({ visits: yield* visits, user: name })
       }).pipe(
         Effect.catchTags({
-          ParseError: () => Effect.succeed(json({ error: "expected a JSON body {\"name\": \"...\"}" }, 400)),
+          ParseError: () =>
+            Effect.succeed(json({ error: "expected a JSON body {\"name\": \"...\", \"remember\": false}" }, 400)),
           RequestError: () => Effect.succeed(json({ error: "could not read the request body" }, 400))
         })
       )

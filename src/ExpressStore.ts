@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
@@ -88,15 +89,24 @@ export class ExpressStore extends session.Store {
    * meanwhile. A session express-session has just generated is written whole.
    * A session destroyed meanwhile stays destroyed.
    *
+   * The session's lifetime is the cookie's, as connect-redis takes it: the
+   * time until `cookie.expires` (to the second, rounded up) becomes the
+   * session's own sliding lifetime (see `Session.expire`), so `maxAge: 30
+   * days` keeps an idle user for 30 days and `maxAge: 60_000` for a minute;
+   * a cookie without `expires` (a browser-session cookie) gets the store's
+   * `expire`; and a cookie already past its `expires` deletes the session.
+   *
    * @since 0.1.0
    */
   set(sid: string, sess: session.SessionData, callback?: Callback): void {
+    const lifetime = cookieLifetime(sess)
+    if (lifetime === null) return this.destroy(sid, callback)
     const cookie = sess.cookie as object | undefined
     const read = cookie === undefined ? undefined : this.loaded.get(cookie)
     const data = dataOf(sess)
     const write = read !== undefined && read.id === sid
-      ? this.flushDelta(read, data)
-      : run(this.store.create(data, { id: sid }))
+      ? this.flushDelta(read, data, lifetime)
+      : run(this.store.create(data, { id: sid, expire: lifetime }))
     write.then(
       (next) => {
         // A second save in the same request (an explicit `req.session.save()`, then the one at the
@@ -110,17 +120,38 @@ export class ExpressStore extends session.Store {
 
   /**
    * express-session calls this after every request that changed nothing (with
-   * `resave: false`), always after a `get` of the same session in the same
-   * request. That `get` already slid the session's lifetime, as every read of
-   * the store does (once a tenth of `expire` has passed since the last
-   * refresh), so there is nothing left to do: no Redis command, where
-   * connect-redis sends an EXPIRE per request. The stored `cookie` keeps the
-   * `expires` of the last save; the store's `expire` is what ends the session.
+   * `resave: false`), after a `get` of the same session in the same request.
+   * That `get` already slid the session's lifetime, as every read of the store
+   * does (once a tenth of it has passed since the last refresh), so when the
+   * cookie asks for the lifetime the session has, there is nothing left to
+   * do: no Redis command, where connect-redis sends an EXPIRE per request.
+   * When it asks for another one (a new `maxAge`, or a `touch` without a
+   * `get`, as connect-redis's tests make), the session's lifetime is changed
+   * to it; a cookie past its `expires` deletes the session. The stored
+   * `cookie` keeps the `expires` of the last save.
    *
    * @since 0.1.0
    */
-  override touch(_sid: string, _sess: session.SessionData, callback?: Callback): void {
-    callback?.()
+  override touch(sid: string, sess: session.SessionData, callback?: Callback): void {
+    const lifetime = cookieLifetime(sess)
+    if (lifetime === null) return this.destroy(sid, callback)
+    const cookie = sess.cookie as object | undefined
+    const read = cookie === undefined ? undefined : this.loaded.get(cookie)
+    if (read !== undefined && read.id === sid && sameLifetime(read.expire, lifetime)) return callback?.()
+    const store = this.store
+    settle(
+      run(
+        Effect.flatMap(
+          store.retrieve(sid),
+          (found) =>
+            Option.isNone(found) || sameLifetime(found.value.expire, lifetime)
+              ? Effect.void
+              // Only the lifetime differs: the flush writes nothing but the lifetime.
+              : store.flush({ ...found.value, expire: lifetime })
+        )
+      ),
+      callback
+    )
   }
 
   /**
@@ -173,8 +204,12 @@ export class ExpressStore extends session.Store {
    *
    * @internal
    */
-  private flushDelta(read: Session.Session, data: Record_): Promise<Session.Session> {
-    const candidate: Session.Session = { ...read, data }
+  private flushDelta(
+    read: Session.Session,
+    data: Record_,
+    expire: Duration.Duration | undefined
+  ): Promise<Session.Session> {
+    const candidate: Session.Session = { ...read, data, expire }
     // A second save in the same request is rare: it is written against what the store holds then
     // (a session without a snapshot), so this one need not compute its own next snapshot.
     return run(this.store.flush(candidate)).then((): Session.Session => ({ ...candidate, snapshot: undefined }))
@@ -235,6 +270,29 @@ const dataOf = (sess: session.SessionData): Record_ => {
 const defaultCookie = (): Record_ => ({ originalMaxAge: null, expires: null, httpOnly: true, path: "/" })
 
 const isObject = (u: unknown): u is object => typeof u === "object" && u !== null
+
+/**
+ * The lifetime express-session's cookie asks for, read as connect-redis reads
+ * it: the time until `cookie.expires`, in whole seconds rounded up (a cookie
+ * that express-session re-touches on every request then keeps asking for the
+ * same lifetime, which is not rewritten); `undefined` (the store's) without an
+ * `expires`; `null` when it is already past.
+ */
+const cookieLifetime = (sess: session.SessionData): Duration.Duration | undefined | null => {
+  const cookie: unknown = sess.cookie
+  const expires: unknown = isObject(cookie) ? (cookie as { readonly expires?: unknown }).expires : undefined
+  const at = expires instanceof Date
+    ? expires.getTime()
+    : typeof expires === "string" || typeof expires === "number"
+    ? new Date(expires).getTime()
+    : Number.NaN
+  if (!Number.isFinite(at)) return undefined
+  const millis = at - Date.now()
+  return millis <= 0 ? null : Duration.seconds(Math.ceil(millis / 1000))
+}
+
+const sameLifetime = (a: Duration.Duration | undefined, b: Duration.Duration | undefined): boolean =>
+  (a === undefined ? undefined : Duration.toMillis(a)) === (b === undefined ? undefined : Duration.toMillis(b))
 
 // An operation's result, or a rejection with the typed error itself (not a FiberFailure).
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>

@@ -10,6 +10,7 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as HttpOptions from "./internal/httpOptions.js"
@@ -117,9 +118,24 @@ export interface HttpSession {
   /**
    * Binds the session to `user` under a new id (a `regenerate` at the moment
    * of privilege change): the data moves to the new id, which the store lists
-   * under the user, and the old id is deleted. Call it on login.
+   * under the user, and the old id is deleted. Call it on login. With
+   * `options.expire` it also sets the session's lifetime, as
+   * {@link HttpSession.setExpire} does ("remember me"); without it, the
+   * session keeps the lifetime it has.
    */
-  readonly login: (user: string) => Effect.Effect<void, SessionStoreError>
+  readonly login: (user: string, options?: LoginOptions) => Effect.Effect<void, SessionStoreError>
+  /**
+   * Sets the session's own sliding lifetime, saved with the session at the
+   * end of the request: "remember me" for 30 days, or a short one for an
+   * anonymous visitor; `undefined` goes back to the store's `expire`. The
+   * same forms as the `expire` setting (a `Duration`, a string such as
+   * `"30 days"`, a number of seconds). Every instance uses it from then on;
+   * `absoluteExpire` still caps it. Without an explicit `maxAge`, the
+   * cookie's `Max-Age` follows it. A new session is still saved only once it
+   * holds something (or with `saveUninitialized`). Fails with
+   * `SessionEncodeError` (field `expire`) when it is not a positive duration.
+   */
+  readonly setExpire: (expire: Duration.DurationInput | undefined) => Effect.Effect<void, SessionStoreError>
   /** The user the session is bound to; `None` when anonymous. */
   readonly user: Effect.Effect<Option.Option<string>, SessionStoreError>
   /**
@@ -136,6 +152,21 @@ export interface HttpSession {
   readonly signOutEverywhere: Effect.Effect<number, SessionStoreError>
   /** Destroys every session of the current user but this one; returns how many (0 when anonymous). */
   readonly signOutOthers: Effect.Effect<number, SessionStoreError>
+}
+
+/**
+ * Options of {@link HttpSession.login}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LoginOptions {
+  /**
+   * The session's own lifetime from now on (see {@link HttpSession.setExpire});
+   * `undefined` (given) goes back to the store's `expire`. Left out, the
+   * session keeps the lifetime it has.
+   */
+  readonly expire?: Duration.DurationInput | undefined
 }
 
 /**

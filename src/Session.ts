@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import type * as Duration from "effect/Duration"
 
 /**
  * A session's data: JSON values by key. What the store returns is deeply
@@ -32,6 +33,11 @@ export interface Snapshot {
   readonly version: number
   /** The user the session was bound to when it was read; `flush` rebinds when `Session.user` differs. */
   readonly user?: string | undefined
+  /**
+   * The session's own sliding lifetime in milliseconds when it was read (`undefined`: the store's
+   * `expire`); `flush` changes it when `Session.expire` differs.
+   */
+  readonly expire?: number | undefined
 }
 
 /**
@@ -54,6 +60,22 @@ export interface Session {
    * without the property keeps whatever binding is stored.
    */
   readonly user?: string | undefined
+  /**
+   * The session's own sliding lifetime ("remember me"), stored beside the
+   * data like `user`; `undefined`: the store's `expire`. Every session the
+   * store returns has it as an own property; `flush({ ...session, expire:
+   * Duration.days(30) })` changes it and `flush({ ...session, expire:
+   * undefined })` goes back to the store's. A hand-built session without the
+   * property keeps whatever lifetime is stored. `absoluteExpire` still caps it.
+   */
+  readonly expire?: Duration.Duration | undefined
+  /**
+   * `true` on the session a `retrieve` returns when that very read refreshed
+   * the session's lifetime in the store (which a read does at most once per
+   * tenth of the lifetime); absent otherwise. The HTTP middleware sends the
+   * cookie again then, so that its `Max-Age` follows the lifetime.
+   */
+  readonly refreshed?: boolean | undefined
   readonly snapshot?: Snapshot | undefined
 }
 
@@ -67,12 +89,15 @@ export interface Session {
 export interface SessionInfo {
   readonly id: string
   readonly createdAt: number
-  /** When the session expires unless it is used again (or, with `absoluteExpire`, at the latest). */
+  /**
+   * When the session expires unless it is used again (its own lifetime, or the store's), or, with
+   * `absoluteExpire`, at the latest.
+   */
   readonly expiresAt: number
   /**
-   * When the session was last used, to within a tenth of `expire`: the store
-   * records activity only when it refreshes the lifetime, which a read does
-   * at most once per `expire / 10`, so reads cost no extra write.
+   * When the session was last used, to within a tenth of its lifetime: the
+   * store records activity only when it refreshes the lifetime, which a read
+   * does at most once per tenth of it, so reads cost no extra write.
    */
   readonly lastActiveAt: number
 }

@@ -32,7 +32,7 @@ import type { RedisCommandError, RedisConnectionError, SessionStoreError } from 
 export interface SessionStore {
   /** `"redis"` or `"memory"`. */
   readonly backend: "redis" | "memory"
-  /** The sliding lifetime of a session. */
+  /** The sliding lifetime of a session that has none of its own (see `CreateOptions.expire`). */
   readonly expire: Duration.Duration
   /** The absolute lifetime of a session, counted from its creation; `undefined` when there is none. */
   readonly absoluteExpire: Duration.Duration | undefined
@@ -41,16 +41,24 @@ export interface SessionStore {
    * from the CSPRNG), or under `options.id`, replacing any session stored
    * there (for ids made elsewhere, such as express-session's; they must be as
    * unguessable). With `options.user`, the session is bound to that user
-   * (see {@link SessionStore.sessionsOf}).
+   * (see {@link SessionStore.sessionsOf}); with `options.expire`, it has its
+   * own sliding lifetime. Fails with `SessionEncodeError` when a value has no
+   * JSON form, or when `options.expire` is not a positive duration.
    */
   readonly create: (data?: SessionData, options?: CreateOptions) => Effect.Effect<Session, SessionStoreError>
-  /** Reads a session; `None` when absent or expired. Refreshes its lifetime (sliding expiry). */
+  /**
+   * Reads a session; `None` when absent or expired. Refreshes its lifetime
+   * (sliding expiry) once a tenth of it has passed since the last refresh,
+   * and then marks the session it returns `refreshed`.
+   */
   readonly retrieve: (id: string) => Effect.Effect<Option.Option<Session>, SessionStoreError>
   /**
    * Writes the fields of `session.data` that differ from what the session was
    * read from, and refreshes its lifetime. A session that was destroyed or
    * expired meanwhile stays gone. A `user` that differs from the one the
-   * session was read with rebinds it (`undefined` unbinds it).
+   * session was read with rebinds it (`undefined` unbinds it), and an
+   * `expire` that differs changes its lifetime (`undefined`: back to the
+   * store's); the lifetime is refreshed with the one the session has then.
    */
   readonly flush: (session: Session) => Effect.Effect<void, SessionStoreError>
   /** Removes a session from the store and from every instance's cache. */
@@ -94,6 +102,15 @@ export interface CreateOptions {
   readonly id?: string | undefined
   /** The user to bind the session to. */
   readonly user?: string | undefined
+  /**
+   * The session's own sliding lifetime, instead of the store's `expire`
+   * ("remember me" for 30 days, or a short one for an anonymous visitor).
+   * The same forms as the setting: a `Duration`, a string such as
+   * `"30 days"`, or a number of seconds. It is stored with the session, so
+   * every instance uses it; `absoluteExpire` still caps it. See
+   * `Session.expire`.
+   */
+  readonly expire?: Duration.DurationInput | undefined
 }
 
 /**

@@ -4,6 +4,7 @@
  * exercised over HTTP in HttpSession.state.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as fc from "fast-check"
@@ -82,6 +83,47 @@ describe("RequestState transitions", () => {
   })
 })
 
+describe("RequestState lifetimes", () => {
+  const remembered = (): Session.Session =>
+    Either.getOrThrow(Session.encodeNew(Session.makeId(), { a: 1 }, 0, undefined, 86_400_000)).session
+
+  it("a loaded session keeps its own lifetime; an unchanged one plans nothing", () => {
+    const session = remembered()
+    const state = RequestState.loaded(session)
+    expect(Duration.toMillis(state.expire!)).toBe(86_400_000)
+    expect(RequestState.plan(RequestState.withExpire(state, Duration.days(1)), false).flush).toBeUndefined()
+  })
+
+  it("setExpire alone: the stored session is flushed with the new lifetime and its data untouched", () => {
+    const session = stored({ a: 1 })
+    const plan = RequestState.plan(RequestState.withExpire(RequestState.loaded(session), Duration.days(30)), false)
+    expect(plan.flush).toMatchObject({ id: session.id, data: { a: 1 } })
+    expect(Duration.toDays(plan.flush!.expire!)).toBe(30)
+    expect(RequestState.changesLifetime(plan.flush!)).toBe(true)
+    expect(Session.hasChanges(plan.flush!)).toBe(false)
+    // Back to the store's: a change too.
+    const back = RequestState.plan(RequestState.withExpire(RequestState.loaded(remembered()), undefined), false)
+    expect(back.flush!.expire).toBeUndefined()
+    expect(RequestState.changesLifetime(back.flush!)).toBe(true)
+  })
+
+  it("a new session, a regenerated one and one started after destroy are created with the lifetime asked for", () => {
+    const day = Duration.days(1)
+    const fresh = RequestState.withData(RequestState.withExpire(RequestState.loaded(undefined), day), { a: 1 })
+    expect(RequestState.plan(fresh, false)).toMatchObject({ create: { a: 1 }, expire: day })
+    // A new session that holds nothing is still not saved for its lifetime alone.
+    expect(RequestState.plan(RequestState.withExpire(RequestState.loaded(undefined), day), false).create)
+      .toBeUndefined()
+    // regenerate (and login) keep the lifetime; a lifetime set after it applies to the new id.
+    const kept = RequestState.regenerated(RequestState.loaded(remembered()), "ann")
+    expect(Duration.toDays(RequestState.plan(kept, false).expire!)).toBe(1)
+    expect(RequestState.plan(RequestState.withExpire(kept, undefined), false).expire).toBeUndefined()
+    // destroy: whatever comes next starts with the store's lifetime.
+    const gone = RequestState.destroyed(RequestState.loaded(remembered()), undefined)
+    expect(RequestState.plan(RequestState.withData(gone, { b: 1 }), false).expire).toBeUndefined()
+  })
+})
+
 describe("RequestState.cookieFor", () => {
   const id = Session.makeId()
   const kept: RequestState.Outcome = { _tag: "Kept", id }
@@ -92,6 +134,11 @@ describe("RequestState.cookieFor", () => {
     expect(RequestState.cookieFor(kept, verified(id, true), true, false)).toEqual({ _tag: "Set", id })
     // A rotated cookie for another id (the session was replaced) is not what gets re-signed.
     expect(RequestState.cookieFor(kept, verified(Session.makeId(), true), true, false)).toEqual(RequestState.noCookie)
+  })
+
+  it("a kept id is sent again when the store refreshed the session's lifetime during the request", () => {
+    expect(RequestState.cookieFor(kept, verified(id), true, false, true)).toEqual({ _tag: "Set", id })
+    expect(RequestState.cookieFor(kept, verified(id), true, false, false)).toEqual(RequestState.noCookie)
   })
 
   it("no session, and none before: no Set-Cookie", () => {

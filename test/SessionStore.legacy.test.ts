@@ -8,6 +8,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import { RedisStore } from "connect-redis"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import express from "express"
 import session from "express-session"
@@ -60,6 +61,9 @@ describe("legacyPrefix: lazy import of connect-redis sessions", () => {
       // From now on it is an ordinary session: flush writes fields.
       await store.flush({ ...found!, data: { ...found!.data, cart: ["book", "pen"] } })
       expect((await store.retrieve(id))?.data).toMatchObject({ user: "ada", cart: ["book", "pen"] })
+      // It keeps the cookie's maxAge as its own lifetime: it slides by an hour, as under connect-redis.
+      expect(Duration.toMillis(found!.expire!)).toBe(3_600_000)
+      expect(await redis.pttl(`session:${id}`)).toBeGreaterThan(3_590_000)
     } finally {
       await store.close()
       await server.stop()

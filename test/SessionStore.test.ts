@@ -106,6 +106,21 @@ layer(SessionStore.layerMemory({ expire: "10 seconds" }))("SessionStore memory b
       expect(yield* dataOf(created.id)).toEqual({ a: 1, i: 2 })
     }))
 
+  it.effect("a session's own lifetime: reads slide it, and it ends that long after the last one", () =>
+    Effect.gen(function*() {
+      const store = yield* Store
+      const short = yield* store.create({ a: 1 }, { expire: "3 seconds" })
+      const long = yield* store.create({ b: 1 }, { expire: "60 seconds" })
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* retrieveSome(short.id)).refreshed).toBe(true)
+      yield* TestClock.adjust("2 seconds")
+      expect(Option.isSome(yield* store.retrieve(short.id))).toBe(true)
+      yield* TestClock.adjust("3001 millis")
+      expect(Option.isNone(yield* store.retrieve(short.id))).toBe(true)
+      // Past the store's 10 s, within its own minute.
+      expect((yield* retrieveSome(long.id)).data).toEqual({ b: 1 })
+    }))
+
   it.effect("an expired session stays gone when a stale copy is flushed or touched", () =>
     Effect.gen(function*() {
       const store = yield* Store
@@ -361,6 +376,57 @@ layer(RedisServer.layer(), { excludeTestServices: true })("SessionStore redis ba
         yield* promise(() => raw.pexpire(keyOf(created.id), 5000))
         yield* store.touch(created.id)
         expect(yield* promise(() => raw.pttl(keyOf(created.id)))).toBeGreaterThan(500_000)
+      }))
+
+    it.scoped("a session's own lifetime: the hash holds $e, and PEXPIRE and the refresh cadence follow it", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const raw = server.client()
+        const store = yield* build(server.settings({ expire: 600 }))
+        // Own lifetime 2 s, in a store whose own is 10 minutes: a tenth of 2 s is what a hit waits.
+        const created = yield* store.create({ a: 1 }, { expire: 2 })
+        const key = keyOf(created.id)
+        expect(yield* promise(() => raw.hget(key, Session.expireField))).toBe("2000")
+        expect(yield* promise(() => raw.pttl(key))).toBeLessThanOrEqual(2000)
+        yield* RedisServer.eventually(
+          Effect.flatMap(promise(() => raw.pttl(key)), (pttl) => pttl < 1700 ? Effect.void : Effect.fail("not yet")),
+          { intervalMs: 25 }
+        )
+        const hit = yield* retrieveSome(created.id).pipe(Effect.provideService(Store, store))
+        expect(hit.refreshed).toBe(true)
+        const pttl = yield* promise(() => raw.pttl(key))
+        expect(pttl).toBeGreaterThan(1750)
+        expect(pttl).toBeLessThanOrEqual(2000)
+        // A flush with another lifetime: written with the data, in the same script, and PEXPIREd with it.
+        const { commands } = yield* server.countCommands(
+          store.flush({ ...change(hit, { a: 2 }), expire: Duration.hours(1) })
+        )
+        expect(commands).toEqual({ evalsha: 1, hexists: 1, hset: 1, hincrby: 1, pexpire: 1, hget: 1 })
+        expect(yield* promise(() => raw.hget(key, Session.expireField))).toBe("3600000")
+        expect(yield* promise(() => raw.pttl(key))).toBeGreaterThan(3_500_000)
+        // Another instance's touch (not cached there) reads the lifetime and uses it.
+        const other = yield* build(server.settings({ expire: 600 }))
+        yield* promise(() => raw.pexpire(key, 5000))
+        yield* other.touch(created.id)
+        expect(yield* promise(() => raw.pttl(key))).toBeGreaterThan(3_500_000)
+        // Back to the store's: the field goes, and the TTL is the store's.
+        const read = yield* retrieveSome(created.id).pipe(Effect.provideService(Store, store))
+        yield* store.flush({ ...read, expire: undefined })
+        expect(yield* promise(() => raw.hexists(key, Session.expireField))).toBe(0)
+        expect(yield* promise(() => raw.pttl(key))).toBeLessThanOrEqual(600_000)
+      }).pipe(guard(20_000, "own lifetime")))
+
+    it.scoped("absoluteExpire caps a session's own lifetime too", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.TestRedis
+        const raw = server.client()
+        const store = yield* build(server.settings({ expire: 600, absoluteExpire: 30 }))
+        const created = yield* store.create({ a: 1 }, { expire: "30 days" })
+        expect(yield* promise(() => raw.pttl(keyOf(created.id)))).toBeLessThanOrEqual(30_000)
+        yield* store.flush({ ...created, expire: Duration.days(60) })
+        expect(yield* promise(() => raw.pttl(keyOf(created.id)))).toBeLessThanOrEqual(30_000)
+        yield* store.touch(created.id)
+        expect(yield* promise(() => raw.pttl(keyOf(created.id)))).toBeLessThanOrEqual(30_000)
       }))
 
     it.scoped("a hit refreshes the TTL once a tenth of the lifetime has passed", () =>

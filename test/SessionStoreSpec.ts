@@ -9,6 +9,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { SessionStore } from "../src/index.js"
 import * as Session from "../src/internal/codec.js"
+import { RedisServer } from "./support/index.js"
 
 /** What the spec checks about the store it is given. */
 export interface SpecOptions {
@@ -500,6 +501,96 @@ export const sessionStoreSpec = (
         const destroyed = (yield* Effect.all(users.map((u) => store.destroyAll(u)))).reduce((a, b) => a + b, 0)
         expect(destroyed).toBe(total)
         for (const id of all) expect(Option.isNone(yield* store.retrieve(id))).toBe(true)
+      }))
+
+    it.effect("lifetimes: create with its own expire; retrieve and sessionsOf carry it; a number means seconds", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const user = `life-${Session.makeId()}`
+        const remembered = yield* store.create({ n: 1 }, { user, expire: "2 hours" })
+        expect(Duration.toMillis(remembered.expire!)).toBe(7_200_000)
+        const read = yield* retrieveSome(remembered.id)
+        expect(Duration.toMillis(read.expire!)).toBe(7_200_000)
+        expect(read.data).toEqual({ n: 1 })
+        // The lifetime is metadata: never a field of the data.
+        expect(Object.keys(read.data)).toEqual(["n"])
+        const plain = yield* store.create({ n: 2 }, { user })
+        expect(plain.expire).toBeUndefined()
+        expect(Object.hasOwn(plain, "expire")).toBe(true)
+        expect((yield* retrieveSome(plain.id)).expire).toBeUndefined()
+        const now = Date.now()
+        const infos = yield* store.sessionsOf(user)
+        const own = infos.find((i) => i.id === remembered.id)!
+        const storeOnes = infos.find((i) => i.id === plain.id)!
+        expect(own.expiresAt).toBeGreaterThan(now + Duration.toMillis(store.expire) + 60_000)
+        expect(own.expiresAt).toBeLessThanOrEqual(now + 7_200_000 + 1000)
+        expect(storeOnes.expiresAt).toBeLessThanOrEqual(now + Duration.toMillis(store.expire) + 1000)
+        expect(Duration.toMillis((yield* store.create({}, { expire: 90 })).expire!)).toBe(90_000)
+        expect(Duration.toMillis((yield* store.create({}, { expire: Duration.minutes(3) })).expire!)).toBe(180_000)
+      }))
+
+    it.effect("lifetimes: flush with another expire changes it, undefined goes back to the store's, a stale or hand-built copy keeps it", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const created = yield* store.create({ n: 1 })
+        const stale = yield* retrieveSome(created.id)
+        yield* store.flush({ ...created, expire: Duration.days(30) })
+        const remembered = yield* retrieveSome(created.id)
+        expect(Duration.toDays(remembered.expire!)).toBe(30)
+        expect(remembered.data).toEqual({ n: 1 })
+        // Read with the store's lifetime, the stale copy asks for what it read: the lifetime stays.
+        yield* store.flush(change(stale, { n: 2 }))
+        const after = yield* retrieveSome(created.id)
+        expect(Duration.toDays(after.expire!)).toBe(30)
+        expect(after.data).toEqual({ n: 2 })
+        // A hand-built session (no expire property) keeps it too.
+        yield* store.flush({ id: created.id, data: { n: 3 } })
+        expect(Duration.toDays((yield* retrieveSome(created.id)).expire!)).toBe(30)
+        // Changed again, in the same flush as data.
+        yield* store.flush({ ...change(after, { n: 4 }), expire: Duration.hours(1) })
+        const hour = yield* retrieveSome(created.id)
+        expect(Duration.toHours(hour.expire!)).toBe(1)
+        expect(hour.data).toEqual({ n: 4 })
+        yield* store.flush({ ...hour, expire: undefined })
+        const back = yield* retrieveSome(created.id)
+        expect(back.expire).toBeUndefined()
+        expect(back.data).toEqual({ n: 4 })
+      }))
+
+    it.effect("lifetimes: an expire that is not a positive duration fails with SessionEncodeError and writes nothing", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        // "forever" is not even a DurationInput: what plain JavaScript could pass.
+        const inputs = [0, -1, "forever" as Duration.DurationInput, Duration.infinity, Number.NaN]
+        for (const expire of inputs) {
+          const error = yield* Effect.flip(store.create({ a: 1 }, { expire }))
+          expect(error._tag).toBe("SessionEncodeError")
+          expect(error._tag === "SessionEncodeError" && error.field).toBe("expire")
+        }
+        const created = yield* store.create({ a: 1 })
+        const error = yield* Effect.flip(store.flush({ ...created, data: { a: 2 }, expire: Duration.infinity }))
+        expect(error._tag).toBe("SessionEncodeError")
+        expect(yield* dataOf(created.id)).toEqual({ a: 1 })
+      }))
+
+    it.effect("a read is marked refreshed only when it refreshed the lifetime, at most once per tenth of it", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        // A tenth of 10 s: reads within a second of the last refresh do not refresh.
+        const created = yield* store.create({ a: 1 }, { expire: 10 })
+        expect(created.refreshed).toBeUndefined()
+        expect((yield* retrieveSome(created.id)).refreshed).toBeUndefined()
+        const refreshed = yield* RedisServer.eventually(
+          Effect.flatMap(
+            retrieveSome(created.id),
+            (s) => s.refreshed === true ? Effect.succeed(s) : Effect.fail("not refreshed yet")
+          ),
+          { timeoutMs: 10_000, intervalMs: 50 }
+        )
+        expect(refreshed.data).toEqual({ a: 1 })
+        expect(Duration.toSeconds(refreshed.expire!)).toBe(10)
+        // Just refreshed: the next read is not.
+        expect((yield* retrieveSome(created.id)).refreshed).toBeUndefined()
       }))
 
     it.effect("many sessions at once stay independent", () =>

@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
-import { type Browser, chromium, type Page } from "playwright-core"
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
 import * as App from "../examples/app.js"
 import * as SessionStore from "../src/SessionStore.js"
 import * as Http from "./support/http.js"
@@ -57,12 +57,46 @@ describe("demo page in chromium", () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
   })
 
-  const logIn = async (page: Page, name: string) => {
+  const logIn = async (page: Page, name: string, remember = false) => {
     await page.goto(url + "/")
     await page.fill("#login input[name=name]", name)
+    if (remember) await page.check("#remember")
     await page.click("#login button")
     await page.waitForSelector("#user")
   }
+
+  /** When the browser drops the session cookie, in seconds from now. */
+  const cookieLifetime = async (context: BrowserContext): Promise<number> => {
+    const [cookie] = (await context.cookies(url)).filter((c) => c.name === "sid")
+    expect(cookie).toBeDefined()
+    return cookie!.expires - Date.now() / 1000
+  }
+
+  it(
+    "\"Remember me\" keeps the browser's cookie (and the session) for 30 days; without it, the store's 15 minutes",
+    async () => {
+      const [remembered, plain] = [await browser.newContext(), await browser.newContext()]
+      try {
+        const [a, b] = [await remembered.newPage(), await plain.newPage()]
+        await logIn(a, "Ann", true)
+        await logIn(b, "Bob")
+        const long = await cookieLifetime(remembered)
+        expect(long).toBeGreaterThan(29 * 86_400)
+        expect(long).toBeLessThanOrEqual(30 * 86_400 + 5)
+        const short = await cookieLifetime(plain)
+        expect(short).toBeGreaterThan(800)
+        expect(short).toBeLessThanOrEqual(905)
+        // The page lists the remembered session as ending in about 30 days.
+        const listed = await a.textContent("#sessions li[data-current=true]")
+        const expires = /expires (\S+)/.exec(listed ?? "")?.[1]
+        expect(Date.parse(expires ?? "")).toBeGreaterThan(Date.now() + 29 * 86_400_000)
+      } finally {
+        await remembered.close()
+        await plain.close()
+      }
+    },
+    60_000
+  )
 
   it(
     "logs in from two browsers, sees two sessions, signs out everywhere else, and the other is signed out",

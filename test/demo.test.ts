@@ -72,10 +72,50 @@ const contract = (name: string, harness: Layer.Layer<Demo>) =>
         expect(replay.body).toEqual({ visits: 1, user: null })
       }))
 
+    it.scoped("POST /login with remember: the session and its cookie live 30 days; without it, the store's lifetime", () =>
+      Effect.gen(function*() {
+        const { redis } = yield* Demo
+        const demo = yield* serveDemo
+        const [remembered, plain] = [demo.client(), demo.client()]
+        const login = yield* remembered.post("/login", { name: "ann", remember: true })
+        expect(login.body).toEqual({ visits: 0, user: "ann" })
+        expect(login.setCookies.map((c) => c.attributes["max-age"])).toEqual([String(30 * 86_400)])
+        const other = yield* plain.post("/login", { name: "ann", remember: false })
+        expect(other.setCookies.map((c) => c.attributes["max-age"])).toEqual(["900"])
+        if (redis !== undefined) {
+          const raw = redis.client()
+          expect(yield* Effect.promise(() => raw.pttl(`session:${idOf(remembered.jar.get("sid"))}`))).toBeGreaterThan(
+            29 * 86_400_000
+          )
+          expect(yield* Effect.promise(() => raw.pttl(`session:${idOf(plain.jar.get("sid"))}`))).toBeLessThanOrEqual(
+            900_000
+          )
+        }
+        // The sessions list shows each one's own end.
+        const { sessions } = (yield* remembered.get("/sessions")).body as {
+          sessions: Array<{ current: boolean; expiresAt: string }>
+        }
+        const ends = Object.fromEntries(sessions.map((s) => [String(s.current), Date.parse(s.expiresAt)]))
+        expect(ends["true"]).toBeGreaterThan(Date.now() + 29 * 86_400_000)
+        expect(ends["false"]).toBeLessThanOrEqual(Date.now() + 900_000)
+        // Logging in again without it goes back to the store's lifetime.
+        const again = yield* remembered.post("/login", { name: "ann" })
+        expect(again.setCookies.map((c) => c.attributes["max-age"])).toEqual(["900"])
+      }))
+
     it.scoped("POST /login rejects a body without a name with 400 JSON", () =>
       Effect.gen(function*() {
         const demo = yield* serveDemo
-        for (const body of [{}, { name: "" }, { name: "   " }, { name: 42 }, "not an object"]) {
+        for (
+          const body of [
+            {},
+            { name: "" },
+            { name: "   " },
+            { name: 42 },
+            { name: "x", remember: "yes" },
+            "not an object"
+          ]
+        ) {
           const reply = yield* demo.client().post("/login", body)
           expect(reply.status, JSON.stringify(body)).toBe(400)
           expect(reply.body).toHaveProperty("error")

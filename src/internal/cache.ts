@@ -78,7 +78,7 @@ interface State {
 export interface Options {
   /** The most entries kept; 0 disables the cache. */
   readonly capacity: number
-  /** The session lifetime in milliseconds. */
+  /** The session lifetime in milliseconds, for sessions without one of their own. */
   readonly ttl: number
   /** In `Staleness` mode, how long an entry may be served, in milliseconds. */
   readonly maxStaleness: number
@@ -218,7 +218,8 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
         state.entries.delete(ticket.id)
         return state
       }
-      const lifetime = refreshedAt + options.ttl
+      // The session's own lifetime, when it has one: an entry never outlives its session.
+      const lifetime = refreshedAt + (session.snapshot?.expire ?? options.ttl)
       state.entries.delete(ticket.id)
       state.entries.set(ticket.id, {
         session,

@@ -3,13 +3,16 @@
  * decoding, the metadata fields, and session ids. Both backends store these
  * fields, so they decode, merge and expire sessions alike.
  */
+import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { randomFillSync } from "node:crypto"
 import type { Session, SessionData, SessionInfo, Snapshot } from "../Session.js"
 
 export type { Session, SessionData, SessionInfo, Snapshot }
 import { SessionDecodeError, SessionEncodeError } from "../SessionError.js"
+import * as InternalSchema from "./schema.js"
 
 /**
  * The changes that take a session from its snapshot to its data.
@@ -67,6 +70,17 @@ export const firstVersion = 1
  * @category constants
  */
 export const userField = "$u"
+
+/**
+ * The hash field that holds a session's own sliding lifetime, in
+ * milliseconds, when it has one ("remember me"); without it, the store's
+ * `expire` applies. It is metadata like the others: every instance reads it,
+ * and it survives restarts.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const expireField = "$e"
 
 // One call into the CSPRNG per 128 ids (as Node's randomUUID does): a call costs several
 // microseconds, more than the rest of a create.
@@ -201,6 +215,11 @@ export const decode = (
     return Either.left(new SessionDecodeError({ id, field: versionField, cause: "not a version number" }))
   }
   const user = own(fields, userField)
+  const storedExpire = own(fields, expireField)
+  const expire = storedExpire === undefined ? undefined : decodeLifetimeMillis(storedExpire)
+  if (expire === null) {
+    return Either.left(new SessionDecodeError({ id, field: expireField, cause: "not a lifetime" }))
+  }
   const data: Record<string, unknown> = {}
   const kept: Record<string, string> = {}
   for (const field of Object.keys(fields)) {
@@ -221,8 +240,22 @@ export const decode = (
   }
   // Built key by key, so V8 keeps these as hash tables; copying them into fast objects here would cost
   // every miss about 2 µs, while only a write from this snapshot pays for it (see unsafeDiff).
-  const snapshot: Snapshot = Object.freeze({ fields: Object.freeze(kept), data: Object.freeze(data), version, user })
+  const snapshot: Snapshot = Object.freeze({
+    fields: Object.freeze(kept),
+    data: Object.freeze(data),
+    version,
+    user,
+    expire
+  })
   return Either.right(Option.some(make(id, createdAt, snapshot)))
+}
+
+// A stored lifetime: whole milliseconds, positive, within what the store accepts; null otherwise.
+const decodeLifetimeMillis = (raw: string): number | null => {
+  const millis = Number(raw)
+  return raw.length > 0 && Number.isSafeInteger(millis) && millis > 0 && millis <= InternalSchema.maxLifetimeMillis
+    ? millis
+    : null
 }
 
 /**
@@ -232,7 +265,24 @@ export const decode = (
  * @category constructors
  */
 export const make = (id: string, createdAt: number | undefined, snapshot: Snapshot): Session =>
-  Object.freeze({ id, data: snapshot.data, createdAt, user: snapshot.user, snapshot })
+  Object.freeze({
+    id,
+    data: snapshot.data,
+    createdAt,
+    user: snapshot.user,
+    expire: snapshot.expire === undefined ? undefined : Duration.millis(snapshot.expire),
+    snapshot
+  })
+
+/**
+ * `session`, marked as refreshed by the read that returns it (see
+ * `Session.refreshed`): a copy, made only when a read refreshes, so that the
+ * cached session and every other read stay unmarked.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const refreshed = (session: Session): Session => Object.freeze({ ...session, refreshed: true })
 
 /**
  * The user `session` asks to be bound to: its own `user` property when it has
@@ -253,6 +303,65 @@ export const requestedUser = (session: Session, base: Snapshot): string | undefi
 export const withUser = (snapshot: Snapshot, user: string | undefined): Snapshot =>
   snapshot.user === user ? snapshot : Object.freeze({ ...snapshot, user })
 
+const decodeLifetimeInput = Schema.decodeUnknownEither(InternalSchema.lifetime("seconds"))
+
+/**
+ * A session lifetime as callers give it (a `Duration`, a string such as
+ * `"30 days"`, or a number of seconds, as for the `expire` setting), in
+ * whole milliseconds; `undefined` stays `undefined` (the store's). Fails with
+ * `SessionEncodeError` (field `expire`) when it is not a positive, finite
+ * duration within what the store accepts.
+ *
+ * @since 0.2.0
+ * @category encoding
+ */
+export const lifetimeMillis = (
+  input: Duration.DurationInput | undefined,
+  id?: string | undefined
+): Either.Either<number | undefined, SessionEncodeError> => {
+  if (input === undefined) return Either.right(undefined)
+  // The common case, a Duration, without the Schema.
+  if (Duration.isDuration(input) && Duration.isFinite(input)) {
+    const millis = Math.ceil(Duration.toMillis(input))
+    if (millis >= 1 && millis <= InternalSchema.maxLifetimeMillis) return Either.right(millis)
+  }
+  return Either.match(decodeLifetimeInput(input), {
+    onLeft: () =>
+      Either.left(
+        new SessionEncodeError({
+          ...(id === undefined ? {} : { id }),
+          field: "expire",
+          detail:
+            `the session's lifetime must be a positive duration (a Duration, a number of seconds, or a string such as "30 days") of at most ${InternalSchema.maxLifetimeMillis} ms`
+        })
+      ),
+    onRight: (duration) => Either.right(Duration.toMillis(duration))
+  })
+}
+
+/**
+ * The lifetime (in milliseconds) `session` asks for: its own `expire`
+ * property when it has one (`undefined`: the store's), else what it was read
+ * with, as {@link requestedUser} does for the user.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const requestedExpire = (
+  session: Session,
+  base: Snapshot
+): Either.Either<number | undefined, SessionEncodeError> =>
+  Object.hasOwn(session, "expire") ? lifetimeMillis(session.expire, session.id) : Either.right(base.expire)
+
+/**
+ * `snapshot` with the lifetime `expire` (milliseconds; `undefined`: the store's).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const withExpire = (snapshot: Snapshot, expire: number | undefined): Snapshot =>
+  snapshot.expire === expire ? snapshot : Object.freeze({ ...snapshot, expire })
+
 /**
  * `snapshot` at another version: what a session is once a write of ours has
  * been confirmed as the only one since it was read.
@@ -261,7 +370,7 @@ export const withUser = (snapshot: Snapshot, user: string | undefined): Snapshot
  * @category constructors
  */
 export const withVersion = (snapshot: Snapshot, version: number): Snapshot =>
-  Object.freeze({ fields: snapshot.fields, data: snapshot.data, version, user: snapshot.user })
+  Object.freeze({ fields: snapshot.fields, data: snapshot.data, version, user: snapshot.user, expire: snapshot.expire })
 
 /**
  * Encodes a new session's data as hash fields, creation and version fields
@@ -276,17 +385,24 @@ export const encodeNew = (
   id: string,
   data: SessionData,
   createdAt: number,
-  user?: string | undefined
+  user?: string | undefined,
+  expire?: number | undefined
 ): Either.Either<{
   readonly session: Session
   readonly fields: ReadonlyArray<readonly [string, string]>
 }, SessionEncodeError> =>
-  Either.map(encodeDelta({ id, data, snapshot: emptySnapshot }, emptySnapshot, false), (delta) => ({
-    session: make(id, createdAt, withVersion(withUser(delta.next, user), firstVersion)),
-    fields: user === undefined
-      ? [[createdField, String(createdAt)], [versionField, String(firstVersion)], ...delta.set]
-      : [[createdField, String(createdAt)], [versionField, String(firstVersion)], [userField, user], ...delta.set]
-  }))
+  Either.map(encodeDelta({ id, data, snapshot: emptySnapshot }, emptySnapshot, false), (delta) => {
+    const fields: Array<readonly [string, string]> = [
+      [createdField, String(createdAt)],
+      [versionField, String(firstVersion)]
+    ]
+    if (user !== undefined) fields.push([userField, user])
+    if (expire !== undefined) fields.push([expireField, String(expire)])
+    return {
+      session: make(id, createdAt, withVersion(withExpire(withUser(delta.next, user), expire), firstVersion)),
+      fields: fields.concat(delta.set)
+    }
+  })
 
 // Why JSON.stringify threw, in words of our own: its message, or a throwing toJSON's, may quote the
 // value, and values may be secret.
@@ -410,7 +526,8 @@ const unsafeDiff = (session: Session, base: Snapshot): Delta => {
       fields: reshaped ? frozenFast(fields) : Object.freeze(fields),
       data: reshaped ? frozenFast(data) : Object.freeze(data),
       version: base.version,
-      user: base.user
+      user: base.user,
+      expire: base.expire
     })
   }
 }

@@ -61,7 +61,9 @@ const MaxAge = Schema.Union(
  * - `name`: the cookie name (default `"sid"`).
  * - `secrets`: the signing secrets, each at least 32 characters; the first signs, all verify. A string is wrapped in `Redacted`.
  * - `domain`, `path` (default `"/"`): the cookie's scope.
- * - `maxAge`: the cookie lifetime (a number means seconds; default: the store's `expire`); `null` makes a browser-session cookie.
+ * - `maxAge`: the cookie lifetime (a number means seconds); `null` makes a browser-session cookie. Unset (the default), the
+ *   cookie follows the session's own lifetime (or the store's `expire`), never past `absoluteExpire`, and is sent again
+ *   whenever the request refreshed that lifetime (a write, or a read once per tenth of it).
  * - `httpOnly` (default true), `sameSite` (`"lax"` by default, `"strict"` or `"none"`).
  * - `secure`: true, false, or `"auto"` (the default): Secure when the request came over https.
  * - `trustProxy`: let `X-Forwarded-Proto` say whether the request came over https (default false).

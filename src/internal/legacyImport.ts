@@ -3,9 +3,13 @@
  * `legacyPrefix + id`): on a miss, the legacy value becomes a session hash in
  * this library's layout, with the legacy key's remaining lifetime, and the
  * legacy key is deleted, all in one script so that concurrent first reads,
- * from any number of instances, import it once.
+ * from any number of instances, import it once. A session whose express-session
+ * cookie had a `maxAge` keeps it as its own lifetime, so that it slides as
+ * connect-redis slid it.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type { SessionStoreError } from "../SessionError.js"
 import * as Codec from "./codec.js"
 import type * as Redis from "./redis.js"
@@ -63,7 +67,7 @@ export const importSession = (options: {
       return false
     }
     if (typeof data !== "object" || data === null || Array.isArray(data)) return false
-    const { fields } = yield* Codec.encodeNew(id, data as Codec.SessionData, options.now)
+    const { fields } = yield* Codec.encodeNew(id, data as Codec.SessionData, options.now, undefined, maxAgeOf(data))
     // Whatever the outcome (imported now, by another instance, or the legacy value changed or
     // expired meanwhile), the session key now says what there is: the caller reads it again.
     yield* run(
@@ -74,3 +78,14 @@ export const importSession = (options: {
     )
     return true
   })
+
+// The `maxAge` express-session's cookie was given (`originalMaxAge`, in ms), to the second, rounded
+// up as connect-redis rounds its TTLs; `undefined` when there is none (a browser-session cookie).
+const maxAgeOf = (data: object): number | undefined => {
+  const cookie: unknown = (data as { readonly cookie?: unknown }).cookie
+  const maxAge: unknown = typeof cookie === "object" && cookie !== null
+    ? (cookie as { readonly originalMaxAge?: unknown }).originalMaxAge
+    : undefined
+  if (typeof maxAge !== "number" || !(maxAge > 0)) return undefined
+  return Either.getOrUndefined(Codec.lifetimeMillis(Duration.seconds(Math.ceil(maxAge / 1000))))
+}

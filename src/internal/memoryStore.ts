@@ -20,6 +20,14 @@ interface Entry {
 
 const sweepEvery = 1024
 
+/** What a read of the map found, and whether it slid the expiry. */
+interface Found {
+  readonly entry: Entry | undefined
+  readonly refreshed: boolean
+}
+
+const notFound: Found = { entry: undefined, refreshed: false }
+
 const decodeExpire = Schema.decodeUnknown(InternalSchema.lifetime("seconds"))
 
 /**
@@ -40,28 +48,41 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
       : yield* Effect.orDie(decodeExpire(options.absoluteExpire))
     const ttl = Duration.toMillis(expire)
     const absolute = absoluteExpire === undefined ? undefined : Duration.toMillis(absoluteExpire)
+    // The session's own lifetime (its `$e` field), or the store's.
+    const lifetimeOf = (fields: Readonly<Record<string, string>>) => {
+      const own = Object.hasOwn(fields, Session.expireField) ? Number(fields[Session.expireField]) : Number.NaN
+      return Number.isFinite(own) && own > 0 ? own : ttl
+    }
     // As in Redis: the sliding lifetime, never past the absolute one.
     const expiresAt = (fields: Readonly<Record<string, string>>, now: number) => {
       const created = Number(fields[Session.createdField])
-      return absolute === undefined || !Number.isFinite(created) ? now + ttl : Math.min(now + ttl, created + absolute)
+      const life = lifetimeOf(fields)
+      return absolute === undefined || !Number.isFinite(created) ? now + life : Math.min(now + life, created + absolute)
     }
     const entries = yield* Ref.make(new Map<string, Entry>())
 
-    // Reads the live entry for `id`, purging it when expired, and optionally slides its expiry.
-    const live = (id: string, slide: boolean) =>
+    // Reads the live entry for `id`, purging it when expired, and slides its expiry: always (a touch),
+    // when due (a read: as in Redis, once a tenth of the lifetime has passed since the last refresh),
+    // or never. Tells whether it slid.
+    const live = (id: string, slide: "always" | "due" | "never") =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Ref.modify(entries, (map) => {
+        Ref.modify(entries, (map): readonly [Found, Map<string, Entry>] => {
           const entry = map.get(id)
-          if (entry === undefined) return [undefined, map] as const
+          if (entry === undefined) {
+            return [notFound, map] as const
+          }
           if (entry.expiresAt <= now) {
             map.delete(id)
-            return [undefined, map] as const
+            return [notFound, map] as const
           }
-          const next = slide
-            ? { fields: entry.fields, expiresAt: expiresAt(entry.fields, now), refreshedAt: now }
-            : entry
+          const due = slide === "always" ||
+            (slide === "due" && now - entry.refreshedAt >= Math.max(1, Math.floor(lifetimeOf(entry.fields) / 10)))
+          if (!due) {
+            return [{ entry, refreshed: false }, map] as const
+          }
+          const next = { fields: entry.fields, expiresAt: expiresAt(entry.fields, now), refreshedAt: now }
           map.set(id, next)
-          return [next, map] as const
+          return [{ entry: next, refreshed: true }, map] as const
         }))
 
     // Expired entries nobody reads again would pile up: every so many writes, sweep them all.
@@ -71,16 +92,21 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
         Ref.update(entries, (map) => {
           if (--writesUntilSweep === 0) {
             writesUntilSweep = sweepEvery
-            for (const [key, entry] of map) if (entry.expiresAt <= now) map.delete(key)
+            for (const [key, entry] of map) {
+              if (entry.expiresAt <= now) {
+                map.delete(key)
+              }
+            }
           }
           return map.set(id, { fields, expiresAt: expiresAt(fields, now), refreshedAt: now })
         }))
 
     const retrieve: SessionStore["retrieve"] = (id) =>
-      Effect.flatMap(live(id, true), (entry) =>
+      Effect.flatMap(live(id, "due"), ({ entry, refreshed }) =>
         entry === undefined ? Effect.succeedNone : Either.match(Session.decode(id, entry.fields), {
           onLeft: Effect.fail,
-          onRight: Effect.succeed
+          onRight: (found) =>
+            Effect.succeed(refreshed ? Option.map(found, Session.refreshed) : found)
         }))
 
     // The live entries bound to `user`: a scan, which is fine for a backend meant for development.
@@ -124,7 +150,8 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
       create: (data = {}, options) =>
         Effect.gen(function*() {
           const id = options?.id ?? Session.makeId()
-          const created = yield* Session.encodeNew(id, data, yield* Clock.currentTimeMillis, options?.user)
+          const expire = yield* Session.lifetimeMillis(options?.expire)
+          const created = yield* Session.encodeNew(id, data, yield* Clock.currentTimeMillis, options?.user, expire)
           yield* write(id, Object.fromEntries(created.fields))
           return created.session
         }),
@@ -140,7 +167,9 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
           const delta = yield* Session.encodeDelta(session, base)
           const user = Session.requestedUser(session, base)
           const rebind = user !== base.user
-          const entry = yield* live(session.id, false)
+          const expire = yield* Session.requestedExpire(session, base)
+          const relife = expire !== base.expire
+          const { entry } = yield* live(session.id, "never")
           // Gone (destroyed or expired): a flush never brings a session back.
           if (entry === undefined) {
             return
@@ -157,8 +186,13 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
               delete fields[Session.userField]
             } else fields[Session.userField] = user
           }
+          if (relife) {
+            if (expire === undefined) {
+              delete fields[Session.expireField]
+            } else fields[Session.expireField] = String(expire)
+          }
           // The same version field as in Redis, so that both backends hold the same hash.
-          if (!Session.isEmpty(delta) || rebind) {
+          if (!Session.isEmpty(delta) || rebind || relife) {
             fields[Session.versionField] = String((Session.decodeVersion(entry.fields[Session.versionField]) ?? 0) + 1)
           }
           yield* write(session.id, fields)
@@ -166,7 +200,7 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
       destroy: (id) =>
         Ref.update(entries, (map) => (map.delete(id), map)),
       touch: (id) =>
-        Effect.asVoid(live(id, true)),
+        Effect.asVoid(live(id, "always")),
       ping: Effect.void,
       redis: () =>
         Effect.fail(

@@ -41,12 +41,18 @@ export interface Parts {
   readonly refreshEvery: number
   readonly keyOf: (id: string) => string
   readonly indexOf: (user: string) => string
-  /** What PEXPIRE gets: the sliding lifetime, never reaching past the absolute one (≤ 0 deletes). */
-  readonly lifetimeOf: (createdAt: number | undefined, now: number) => number
+  /** What PEXPIRE gets: the sliding lifetime `life`, never reaching past the absolute one (≤ 0 deletes). */
+  readonly lifetimeOf: (createdAt: number | undefined, now: number, life: number) => number
+  /** A session's own sliding lifetime (its `$e` field), or the store's. */
+  readonly lifeOf: (session: Session.Session) => number
+  /** The lifetime a raw `$e` field gives, or the store's. */
+  readonly storedLife: (raw: string | null | undefined) => number
+  /** How often a session in use has its own lifetime refreshed: a tenth of it. */
+  readonly refreshEveryOf: (session: Session.Session) => number
   /** Whether `session` is past its absolute lifetime. */
   readonly isOver: (session: Session.Session, now: number) => boolean
-  /** The index part of a write binding `id` to `user` until `now + ttl`; pruning when `prune`. */
-  readonly indexFor: (user: string, id: string, now: number, prune: boolean) => Scripts.IndexArgs
+  /** The index part of a write binding `id` to `user` until `now + life`; pruning when `prune`. */
+  readonly indexFor: (user: string, id: string, now: number, prune: boolean, life: number) => Scripts.IndexArgs
   /** With `waitReplicas`, waits until that many replicas have the write to `key`. */
   readonly replicated: (method: string, key: string) => Effect.Effect<void, RedisConnectionError | RedisCommandError>
   /** Several commands in one round trip: a MULTI, or a plain pipeline (named HGETALL in debug lines). */
@@ -96,6 +102,9 @@ export const make = Effect.fnUntraced(function*(
   const ttl = Duration.toMillis(config.expire)
   const absolute = config.absoluteExpire === undefined ? undefined : Duration.toMillis(config.absoluteExpire)
   const waitReplicas = Replication.make(config, connection)
+  // Sliding expiry costs a write, which Redis announces to the instances that track the session:
+  // so the lifetime is refreshed only when a tenth of it has passed.
+  const refreshEvery = Math.max(1, Math.floor(ttl / 10))
   const keyOf = (id: string) => config.prefix + id
   const indexOf = (user: string) => UserIndex.keyOf(config.prefix, user)
 
@@ -201,20 +210,28 @@ export const make = Effect.fnUntraced(function*(
     clustered,
     ttl,
     absolute,
-    // Sliding expiry costs a write, which Redis announces to the instances that track the session:
-    // so the lifetime is refreshed only when a tenth of it has passed.
-    refreshEvery: Math.max(1, Math.floor(ttl / 10)),
+    refreshEvery,
     keyOf,
     indexOf,
-    lifetimeOf: (createdAt, now) =>
-      absolute === undefined || createdAt === undefined ? ttl : Math.min(ttl, createdAt + absolute - now),
+    lifetimeOf: (createdAt, now, life) =>
+      absolute === undefined || createdAt === undefined ? life : Math.min(life, createdAt + absolute - now),
+    // Plain arithmetic on the hit path: no allocation, no effect.
+    lifeOf: (session) => session.snapshot?.expire ?? ttl,
+    storedLife: (raw) => {
+      const own = raw === null || raw === undefined ? Number.NaN : Number(raw)
+      return Number.isSafeInteger(own) && own > 0 ? own : ttl
+    },
+    refreshEveryOf: (session) => {
+      const own = session.snapshot?.expire
+      return own === undefined ? refreshEvery : Math.max(1, Math.floor(own / 10))
+    },
     isOver: (session, now) =>
       absolute !== undefined && session.createdAt !== undefined && session.createdAt + absolute <= now,
-    indexFor: (user, id, now, prune) => ({
+    indexFor: (user, id, now, prune, life) => ({
       key: indexOf(user),
       member: id,
-      deadline: now + ttl,
-      ttl,
+      deadline: now + life,
+      ttl: life,
       now: prune ? now : undefined
     }),
     replicated: (method, key) => waitReplicas(method, key),

@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import type { SessionStoreError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
 import type * as Session from "./codec.js"
+import * as Codec from "./codec.js"
 import * as LegacyImport from "./legacyImport.js"
 import type { Parts } from "./redisParts.js"
 import type { Writes } from "./redisWrites.js"
@@ -19,7 +20,7 @@ import type { Writes } from "./redisWrites.js"
  * @internal
  */
 export const make = (parts: Parts, refresh: () => Writes["refresh"]): SessionStore["retrieve"] => {
-  const { cache, clock, config, isOver, keyOf, refreshEvery, ttl } = parts
+  const { cache, clock, config, isOver, keyOf, lifeOf, refreshEveryOf, ttl } = parts
   const legacyPrefix = config.legacyPrefix
 
   // A miss reads the hash and its remaining lifetime in one round trip; from the lifetime we know
@@ -61,23 +62,27 @@ export const make = (parts: Parts, refresh: () => Writes["refresh"]): SessionSto
       }
       // Past its absolute lifetime: gone, even if Redis (on another clock) has not expired it yet.
       const found = Option.isSome(decoded) && isOver(decoded.value, now) ? Option.none() : decoded
-      const refreshedAt = now - (ttl - remaining)
-      if (!refreshed && Option.isSome(found) && now - refreshedAt >= refreshEvery) {
-        return yield* reconcile(found.value, found)
+      const refreshedAt = Option.isSome(found) ? now - (lifeOf(found.value) - remaining) : now
+      if (!refreshed && Option.isSome(found) && now - refreshedAt >= refreshEveryOf(found.value)) {
+        return yield* reconcile(found.value)
       }
       yield* cache.complete(ticket, Option.getOrUndefined(found), now, refreshedAt)
       return found
     })
 
   // After a refresh: what we hold if it is still current; otherwise what the refresh's reply said
-  // Redis holds now.
-  const reconcile = (
-    session: Session.Session,
-    found: Option.Option<Session.Session>
-  ): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
+  // Redis holds now. Either way the session returned is marked refreshed, a copy made only here (once
+  // per tenth of the lifetime), so that the middleware sends the cookie again and a hit stays free of
+  // allocations.
+  const reconcile = (session: Session.Session): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
     Effect.map(
       refresh()("SessionStore.retrieve", session),
-      (outcome) => outcome._tag === "Kept" ? found : outcome._tag === "Gone" ? Option.none() : outcome.session
+      (outcome) =>
+        outcome._tag === "Kept"
+          ? Option.some(Codec.refreshed(session))
+          : outcome._tag === "Gone"
+          ? Option.none()
+          : Option.map(outcome.session, Codec.refreshed)
     )
 
   // Reads get no span at all: even when a tracer is installed, one span per cache hit would cost
@@ -90,8 +95,8 @@ export const make = (parts: Parts, refresh: () => Writes["refresh"]): SessionSto
           ? load(id)
           : isOver(entry.session, now)
           ? Effect.as(cache.remove(id), Option.none())
-          : now - entry.refreshedAt < refreshEvery
+          : now - entry.refreshedAt < refreshEveryOf(entry.session)
           ? Effect.succeed(entry.found)
-          : reconcile(entry.session, entry.found))
+          : reconcile(entry.session))
     })
 }

@@ -27,7 +27,7 @@ export interface Users {
  * @internal
  */
 export const make = (parts: Parts): Users => {
-  const { absolute, cache, indexOf, keyOf, ttl } = parts
+  const { absolute, cache, indexOf, keyOf } = parts
   const { run } = parts.connection
 
   // The index, pruned and listed in one transaction on its own key.
@@ -49,15 +49,28 @@ export const make = (parts: Parts): Users => {
       (client) =>
         Promise.all(
           members.map(({ id }) =>
-            Promise.all([client.hmget(keyOf(id), Codec.createdField, Codec.userField), client.pttl(keyOf(id))])
+            Promise.all([
+              client.hmget(keyOf(id), Codec.createdField, Codec.userField, Codec.expireField),
+              client.pttl(keyOf(id))
+            ])
           )
         )
     )
     const now = yield* Clock.currentTimeMillis
     const infos: Array<Session.SessionInfo> = []
     for (const [i, { deadline, id }] of members.entries()) {
-      const [[created, boundTo], remaining] = read[i]!
-      const info = UserIndex.info({ id, user, deadline, created, boundTo, remaining, now, ttl, absolute })
+      const [[created, boundTo, expire], remaining] = read[i]!
+      const info = UserIndex.info({
+        id,
+        user,
+        deadline,
+        created,
+        boundTo,
+        remaining,
+        now,
+        ttl: parts.storedLife(expire),
+        absolute
+      })
       if (info !== undefined) infos.push(info)
     }
     return infos.sort(UserIndex.oldestFirst)

@@ -55,7 +55,7 @@ export const make = (
   parts: Parts,
   retrieve: SessionStore["retrieve"]
 ): Writes => {
-  const { cache, clock, dropOnError, keyOf, lifetimeOf, replicated, write } = parts
+  const { cache, clock, dropOnError, keyOf, lifeOf, lifetimeOf, replicated, write } = parts
 
   // What a reply says Redis holds now, decoded against what we hold, and installed if the ticket
   // still holds: a foreign write (Changed) gives us its state in the same round trip.
@@ -74,17 +74,19 @@ export const make = (
   const create: Writes["create"] = Effect.fnUntraced(function*(data = {}, options) {
     const given = options?.id
     const user = options?.user
+    const expire = yield* Session.lifetimeMillis(options?.expire)
+    const life = expire ?? parts.ttl
     const id = given ?? Session.makeId()
     const key = keyOf(id)
     const now = yield* Clock.currentTimeMillis
-    const { fields, session } = yield* Session.encodeNew(id, data, now, user)
+    const { fields, session } = yield* Session.encodeNew(id, data, now, user, expire)
     const ticket = yield* cache.begin(id)
-    const lifetime = lifetimeOf(now, now)
+    const lifetime = lifetimeOf(now, now, life)
     yield* write(
       "SessionStore.create",
       Scripts.create,
       key,
-      user === undefined ? undefined : parts.indexFor(user, id, now, true),
+      user === undefined ? undefined : parts.indexFor(user, id, now, true, life),
       Scripts.createArgs(given !== undefined, lifetime, fields),
       (multi) => Scripts.fallback.create(multi, key, given !== undefined, lifetime, fields),
       () => ({ _tag: "Expected", version: Session.firstVersion })
@@ -102,12 +104,13 @@ export const make = (
     const at = yield* Clock.currentTimeMillis
     const user = session.user
     const expected = session.snapshot?.version ?? 0
-    const lifetime = lifetimeOf(session.createdAt, at)
+    const life = lifeOf(session)
+    const lifetime = lifetimeOf(session.createdAt, at, life)
     const answer = yield* write(
       method,
       Scripts.refresh,
       key,
-      user === undefined ? undefined : parts.indexFor(user, session.id, at, false),
+      user === undefined ? undefined : parts.indexFor(user, session.id, at, false, life),
       Scripts.refreshArgs(lifetime, expected),
       (multi) => Scripts.fallback.refresh(multi, key, lifetime),
       (replies) => Scripts.fallbackAnswer(replies, expected)
@@ -141,25 +144,26 @@ export const make = (
       yield* refresh("SessionStore.touch", entry.session)
       return
     }
-    // Not cached: the creation time and user are read first, since the new lifetime may not reach past
-    // the absolute one and a bound session's index must be stretched with it. A read racing our write
-    // must not install what it read before it.
+    // Not cached: the creation time, user and own lifetime are read first, since the new lifetime may
+    // not reach past the absolute one and a bound session's index must be stretched with it. A read
+    // racing our write must not install what it read before it.
     const key = keyOf(id)
     yield* cache.remove(id)
-    const [created, user] = yield* parts.connection.run(
+    const [created, user, expire] = yield* parts.connection.run(
       "SessionStore.touch",
       "HMGET",
       key,
-      (client) => client.hmget(key, Session.createdField, Session.userField)
+      (client) => client.hmget(key, Session.createdField, Session.userField, Session.expireField)
     )
     if (created === null) return
     const now = yield* Clock.currentTimeMillis
-    const lifetime = lifetimeOf(Number(created), now)
+    const life = parts.storedLife(expire)
+    const lifetime = lifetimeOf(Number(created), now, life)
     yield* write(
       "SessionStore.touch",
       Scripts.refresh,
       key,
-      user === null ? undefined : parts.indexFor(user, id, now, false),
+      user === null ? undefined : parts.indexFor(user, id, now, false, life),
       Scripts.refreshArgs(lifetime, "*"),
       (multi) => Scripts.fallback.refresh(multi, key, lifetime),
       (replies) => Scripts.fallbackAnswer(replies, "*")
@@ -177,28 +181,39 @@ export const make = (
     const delta = yield* Session.encodeDelta(session, base)
     const user = Session.requestedUser(session, base)
     const rebind = user !== base.user
+    const expire = yield* Session.requestedExpire(session, base)
+    const relife = expire !== base.expire
+    const life = expire ?? parts.ttl
     const next = Session.make(session.id, current.createdAt, delta.next)
     const at = clock.unsafeCurrentTimeMillis()
     if (parts.isOver(next, at)) return yield* cache.remove(session.id)
     // Nothing changed: only the lifetime is refreshed.
-    if (Session.isEmpty(delta) && !rebind) {
+    if (Session.isEmpty(delta) && !rebind && !relife) {
       yield* refresh("SessionStore.flush", next)
       return
     }
     const key = keyOf(session.id)
     const ticket = yield* cache.begin(session.id)
-    // A rebind is a change of the user field, and bumps the version like any other: every cached
-    // copy of the session must learn it.
-    const set = rebind && user !== undefined ? [...delta.set, [Session.userField, user] as const] : delta.set
-    const remove = rebind && user === undefined ? [...delta.remove, Session.userField] : delta.remove
-    const lifetime = lifetimeOf(current.createdAt, at)
+    // A rebind or a new lifetime is a change of a metadata field, and bumps the version like any
+    // other: every cached copy of the session must learn it.
+    const set: Array<readonly [string, string]> = [...delta.set]
+    const remove: Array<string> = [...delta.remove]
+    if (rebind) {
+      if (user === undefined) remove.push(Session.userField)
+      else set.push([Session.userField, user])
+    }
+    if (relife) {
+      if (expire === undefined) remove.push(Session.expireField)
+      else set.push([Session.expireField, String(expire)])
+    }
+    const lifetime = lifetimeOf(current.createdAt, at, life)
     // The new user's index is written with the session (see Parts.write); the old one keeps a
     // stale member, which readers skip.
     const answer = yield* write(
       "SessionStore.flush",
       Scripts.flush,
       key,
-      user === undefined ? undefined : parts.indexFor(user, session.id, at, rebind),
+      user === undefined ? undefined : parts.indexFor(user, session.id, at, rebind, life),
       Scripts.flushArgs(lifetime, base.version, set, remove),
       (multi) => Scripts.fallback.flush(multi, key, lifetime, set, remove),
       (replies) => Scripts.fallbackAnswer(replies, base.version + 1)
@@ -218,7 +233,7 @@ export const make = (
           Session.make(
             session.id,
             current.createdAt,
-            Session.withUser(Session.withVersion(delta.next, answer.version), user)
+            Session.withExpire(Session.withUser(Session.withVersion(delta.next, answer.version), user), expire)
           ),
           now
         )

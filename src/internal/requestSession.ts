@@ -8,15 +8,18 @@
  * methods on the prototype, and the paths of a request that only reads a
  * cached session make as few Effect steps as possible.
  */
+import type * as Cookies from "@effect/platform/Cookies"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
-import type { HttpSession, HttpSessionInfo } from "../HttpSession.js"
+import type { HttpSession, HttpSessionInfo, LoginOptions } from "../HttpSession.js"
 import type * as SessionCookie from "../SessionCookie.js"
 import { SessionEncodeError, type SessionStoreError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
@@ -38,6 +41,8 @@ export class RequestSession implements HttpSession {
   private incoming: Option.Option<SessionCookie.Verified> | undefined = undefined
   private committed = false
   private action: RequestState.CookieAction = RequestState.noCookie
+  /** The session whose lifetime the cookie's `Max-Age` follows (when no explicit `maxAge` is set). */
+  private cookieSession: Session.Session | undefined = undefined
   /** Made on the first `id` of a new session only: two fibers must not create two sessions. */
   private creating: Effect.Effect<string, SessionStoreError> | undefined = undefined
   private readonly raw: string | undefined
@@ -197,8 +202,28 @@ export class RequestSession implements HttpSession {
     })
   }
 
-  get login(): (user: string) => Effect.Effect<void, SessionStoreError> {
-    return (user) => this.update((state) => RequestState.regenerated(state, user))
+  get login(): (user: string, options?: LoginOptions) => Effect.Effect<void, SessionStoreError> {
+    return (user, options) =>
+      options === undefined || !Object.hasOwn(options, "expire")
+        ? this.update((state) => RequestState.regenerated(state, user))
+        : this.changeLifetime(options.expire, user)
+  }
+
+  get setExpire(): (expire: Duration.DurationInput | undefined) => Effect.Effect<void, SessionStoreError> {
+    return (expire) => this.changeLifetime(expire, undefined)
+  }
+
+  /** `setExpire`, or with `user`, `login` with a lifetime: the lifetime is checked before anything else. */
+  private changeLifetime(
+    input: Duration.DurationInput | undefined,
+    user: string | undefined
+  ): Effect.Effect<void, SessionStoreError> {
+    const millis = Session.lifetimeMillis(input)
+    if (Either.isLeft(millis)) return Effect.fail(millis.left)
+    const expire = millis.right === undefined ? undefined : Duration.millis(millis.right)
+    return this.update((state) =>
+      RequestState.withExpire(user === undefined ? state : RequestState.regenerated(state, user), expire)
+    )
   }
 
   get user(): Effect.Effect<Option.Option<string>, SessionStoreError> {
@@ -243,10 +268,13 @@ export class RequestSession implements HttpSession {
       const state = this.state as RequestState.Loaded
       const stored = RequestState.storedId(state)
       if (stored !== undefined) return Effect.succeed(stored)
-      return Effect.map(this.store.create(state.data, { user: RequestState.userOf(state) }), (session) => {
-        this.state = RequestState.issued(this.state as RequestState.Loaded, session)
-        return session.id
-      })
+      return Effect.map(
+        this.store.create(state.data, { user: RequestState.userOf(state), expire: state.expire }),
+        (session) => {
+          this.state = RequestState.issued(this.state as RequestState.Loaded, session)
+          return session.id
+        }
+      )
     }))
   }
 
@@ -270,33 +298,83 @@ export class RequestSession implements HttpSession {
       const incoming = this.cookie()
       if (Option.isNone(incoming)) return undefined
       const id = incoming.value.value
+      // Without an explicit maxAge the cookie follows the session's own lifetime, which only the
+      // stored session knows: read it (a near-cache hit, as a rule). A session that is gone gets no
+      // cookie. This happens only for a rolling cookie, or once per client after a secret rotation.
+      if (this.options.maxAge === undefined && (rolling || incoming.value.rotated)) return this.resend(id)
       this.action = RequestState.cookieFor({ _tag: "Kept", id }, incoming, true, rolling)
       // A rolling cookie keeps its session alive too, though the handler never looked at it.
       return rolling ? this.store.touch(id) : undefined
     }
     const plan = RequestState.plan(state, this.options.saveUninitialized)
     if (plan.retired.length === 0 && plan.flush === undefined && plan.create === undefined) {
-      this.action = RequestState.cookieFor(plan.outcome, this.cookie(), this.raw !== undefined, rolling)
+      const base = state._tag === "Active" ? state.base : undefined
+      this.cookieSession = base
+      // A read that refreshed the session's lifetime in the store: the cookie follows it.
+      this.action = RequestState.cookieFor(
+        plan.outcome,
+        this.cookie(),
+        this.raw !== undefined,
+        rolling,
+        base?.refreshed === true && this.options.maxAge === undefined
+      )
       return undefined
     }
     return this.traced ? Effect.withSpan(this.write(plan), "HttpSession.commit") : this.write(plan)
   }
 
+  /** An untouched session's cookie, sent again (rolling, or re-signed) with the session's own lifetime. */
+  private resend(id: string): Effect.Effect<void, SessionStoreError> {
+    return Effect.flatten(this.load((state) => {
+      const base = state._tag === "Active" ? state.base : undefined
+      if (base === undefined || base.id !== id) return Effect.void
+      this.cookieSession = base
+      this.action = RequestState.cookieFor(
+        { _tag: "Kept", id },
+        this.cookie(),
+        true,
+        this.options.rolling,
+        base.refreshed === true
+      )
+      // A rolling cookie keeps its session alive too, though the handler never looked at it.
+      return this.options.rolling ? this.store.touch(id) : Effect.void
+    }))
+  }
+
   private write(plan: RequestState.Plan): Effect.Effect<void, SessionStoreError> {
     const store = this.store
+    const state = this.state
+    const base = state._tag === "Active" ? state.base : undefined
+    this.cookieSession = plan.flush ?? base
+    // A flush refreshes the session's lifetime in the store: without an explicit maxAge the cookie
+    // follows it, as it follows a read that refreshed it. (Were it not sent, an active user whose
+    // requests all write would keep moving the session's end while the cookie's stayed put.)
+    const follows = this.options.maxAge === undefined
+    const flush = plan.flush !== undefined &&
+      (Session.hasChanges(plan.flush) || RequestState.changesLifetime(plan.flush))
+    const refreshed = follows && (flush || base?.refreshed === true)
     const save: Effect.Effect<RequestState.Outcome, SessionStoreError> = plan.create !== undefined
       ? Effect.map(
-        store.create(plan.create, { user: plan.user }),
-        (session): RequestState.Outcome => ({ _tag: "Issued", id: session.id })
+        store.create(plan.create, { user: plan.user, expire: plan.expire }),
+        (session): RequestState.Outcome => {
+          this.cookieSession = session
+          return { _tag: "Issued", id: session.id }
+        }
       )
-      : plan.flush !== undefined && Session.hasChanges(plan.flush)
-      ? Effect.as(store.flush(plan.flush), plan.outcome)
+      : flush
+      ? Effect.as(store.flush(plan.flush!), plan.outcome)
       : Effect.succeed(plan.outcome)
     const writes = plan.retired.length === 0
       ? save
       : Effect.zipRight(Effect.forEach(plan.retired, (id) => store.destroy(id), { discard: true }), save)
     return Effect.map(writes, (outcome) => {
-      this.action = RequestState.cookieFor(outcome, this.cookie(), this.raw !== undefined, this.options.rolling)
+      this.action = RequestState.cookieFor(
+        outcome,
+        this.cookie(),
+        this.raw !== undefined,
+        this.options.rolling,
+        refreshed
+      )
     })
   }
 
@@ -334,10 +412,38 @@ export class RequestSession implements HttpSession {
     if (action._tag === "Expire") {
       return Effect.succeed(HttpServerResponse.expireCookie(response, options.name, attributes))
     }
-    const maxAge = options.maxAge === undefined ? this.store.expire : options.maxAge ?? undefined
+    if (options.maxAge !== undefined) {
+      return this.setCookie(response, action.id, attributes, options.maxAge ?? undefined)
+    }
+    // The cookie follows the session's lifetime: its own, or the store's, never past the absolute
+    // deadline (which needs the time, so it costs an effect only with `absoluteExpire`).
+    const session = this.cookieSession
+    const lifetime = session?.expire ?? this.store.expire
+    const absolute = this.store.absoluteExpire
+    const createdAt = session?.createdAt
+    if (absolute === undefined || createdAt === undefined) {
+      return this.setCookie(response, action.id, attributes, lifetime)
+    }
+    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      this.setCookie(
+        response,
+        action.id,
+        attributes,
+        Duration.millis(
+          Math.max(0, Math.min(Duration.toMillis(lifetime), createdAt + Duration.toMillis(absolute) - now))
+        )
+      ))
+  }
+
+  private setCookie(
+    response: HttpServerResponse.HttpServerResponse,
+    id: string,
+    attributes: Cookies.Cookie["options"],
+    maxAge: Duration.Duration | undefined
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
     // The name, domain and path were checked when the options were decoded and the value is
     // base64url, so this cannot fail.
-    return Effect.orDie(HttpServerResponse.setCookie(response, options.name, this.signed(action.id), {
+    return Effect.orDie(HttpServerResponse.setCookie(response, this.options.name, this.signed(id), {
       ...attributes,
       maxAge: maxAge !== undefined && Duration.isFinite(maxAge) ? maxAge : undefined
     }))

@@ -5,6 +5,7 @@
  * Everything that must happen at the end of the request follows from the
  * state alone (see {@link plan}), and so does the cookie (see {@link cookieFor}).
  */
+import * as Duration from "effect/Duration"
 import type * as Option from "effect/Option"
 import type * as Session from "../Session.js"
 import type * as SessionCookie from "../SessionCookie.js"
@@ -18,7 +19,8 @@ import type * as SessionCookie from "../SessionCookie.js"
  * - `Destroyed`: the session was deleted; data set afterwards starts a new one.
  *
  * `retired` lists the stored ids to delete at commit; `isNew` says the request came without a
- * session that the store knew.
+ * session that the store knew; `expire` is the session's own lifetime once saved (`undefined`: the
+ * store's), which `setExpire` and `login` change.
  */
 export type State =
   | { readonly _tag: "Unloaded" }
@@ -26,6 +28,7 @@ export type State =
     readonly _tag: "Active"
     readonly base: Session.Session | undefined
     readonly data: Session.SessionData
+    readonly expire: Duration.Duration | undefined
     readonly issued: boolean
     readonly isNew: boolean
     readonly retired: ReadonlyArray<string>
@@ -33,6 +36,7 @@ export type State =
   | {
     readonly _tag: "Regenerated"
     readonly data: Session.SessionData
+    readonly expire: Duration.Duration | undefined
     readonly user: string | undefined
     readonly isNew: boolean
     readonly retired: ReadonlyArray<string>
@@ -40,6 +44,7 @@ export type State =
   | {
     readonly _tag: "Destroyed"
     readonly data: Session.SessionData
+    readonly expire: Duration.Duration | undefined
     readonly isNew: boolean
     readonly retired: ReadonlyArray<string>
   }
@@ -58,18 +63,47 @@ export const emptyData: Session.SessionData = Object.freeze({})
 /** The store answered the load: `found` is the stored session, if the cookie named one. */
 export const loaded = (found: Session.Session | undefined): Loaded =>
   found === undefined
-    ? { _tag: "Active", base: undefined, data: emptyData, issued: false, isNew: true, retired: noIds }
-    : { _tag: "Active", base: found, data: found.data, issued: false, isNew: false, retired: noIds }
+    ? {
+      _tag: "Active",
+      base: undefined,
+      data: emptyData,
+      expire: undefined,
+      issued: false,
+      isNew: true,
+      retired: noIds
+    }
+    : {
+      _tag: "Active",
+      base: found,
+      data: found.data,
+      expire: found.expire,
+      issued: false,
+      isNew: false,
+      retired: noIds
+    }
 
 /** The data changed. */
 export const withData = (state: Loaded, data: Session.SessionData): Loaded =>
   data === state.data ? state : { ...state, data }
+
+/** The session's lifetime changed (`setExpire`); `undefined` is the store's. */
+export const withExpire = (state: Loaded, expire: Duration.Duration | undefined): Loaded =>
+  sameLifetime(expire, state.expire) ? state : { ...state, expire }
+
+/** Whether two lifetimes are the same (`undefined`: the store's). */
+export const sameLifetime = (a: Duration.Duration | undefined, b: Duration.Duration | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && Duration.toMillis(a) === Duration.toMillis(b))
+
+/** Whether flushing `session` changes the lifetime it was read with. */
+export const changesLifetime = (session: Session.Session): boolean =>
+  (session.expire === undefined ? undefined : Duration.toMillis(session.expire)) !== session.snapshot?.expire
 
 /** The store made `session` from this request's data (its id was asked for, or at commit). */
 export const issued = (state: Loaded, session: Session.Session): Loaded => ({
   _tag: "Active",
   base: session,
   data: session.data,
+  expire: session.expire,
   issued: true,
   isNew: state.isNew,
   retired: state.retired
@@ -82,6 +116,7 @@ export const issued = (state: Loaded, session: Session.Session): Loaded => ({
 export const regenerated = (state: Loaded, user: string | undefined = userOf(state)): Loaded => ({
   _tag: "Regenerated",
   data: state.data,
+  expire: state.expire,
   user,
   isNew: state.isNew,
   retired: retire(state)
@@ -100,10 +135,11 @@ export const destroyed = (state: State, cookieId: string | undefined): Loaded =>
     ? {
       _tag: "Destroyed",
       data: emptyData,
+      expire: undefined,
       isNew: cookieId === undefined,
       retired: cookieId === undefined ? noIds : [cookieId]
     }
-    : { _tag: "Destroyed", data: emptyData, isNew: state.isNew, retired: retire(state) }
+    : { _tag: "Destroyed", data: emptyData, expire: undefined, isNew: state.isNew, retired: retire(state) }
 
 const retire = (state: Loaded): ReadonlyArray<string> =>
   state._tag === "Active" && state.base !== undefined ? [...state.retired, state.base.id] : state.retired
@@ -137,20 +173,24 @@ const none: Outcome = { _tag: "None" }
 
 /**
  * The one rule for Set-Cookie. A new id is always sent. A kept id is sent again when `rolling`
- * renews it on every response, or when it came signed with an older secret and must be re-signed.
- * An ended session's cookie is expired, if the client sent one.
+ * renews it on every response, when the store `refreshed` the session's lifetime during the request
+ * (the cookie then follows it: the caller says so only when no explicit `maxAge` is set), or when it
+ * came signed with an older secret and must be re-signed. An ended session's cookie is expired, if
+ * the client sent one.
  */
 export const cookieFor = (
   outcome: Outcome,
   incoming: Option.Option<SessionCookie.Verified>,
   sentCookie: boolean,
-  rolling: boolean
+  rolling: boolean,
+  refreshed = false
 ): CookieAction => {
   switch (outcome._tag) {
     case "Issued":
       return { _tag: "Set", id: outcome.id }
     case "Kept":
-      return rolling || (incoming._tag === "Some" && incoming.value.rotated && incoming.value.value === outcome.id)
+      return rolling || refreshed ||
+          (incoming._tag === "Some" && incoming.value.rotated && incoming.value.value === outcome.id)
         ? { _tag: "Set", id: outcome.id }
         : noCookie
     case "Ended":
@@ -170,6 +210,8 @@ export interface Plan {
   readonly create: Session.SessionData | undefined
   /** The user to bind the new session to. */
   readonly user: string | undefined
+  /** The new session's own lifetime (`undefined`: the store's). */
+  readonly expire: Duration.Duration | undefined
   /** The outcome once the writes succeed; for `create`, the new id replaces the placeholder. */
   readonly outcome: Outcome
 }
@@ -190,8 +232,10 @@ export const plan = (state: Loaded, saveUninitialized: boolean): Plan => {
         const outcome: Outcome = state.issued
           ? { _tag: "Issued", id: state.base.id }
           : { _tag: "Kept", id: state.base.id }
-        const flush = state.data === state.base.data ? undefined : { ...state.base, data: state.data }
-        return { retired: state.retired, flush, create: undefined, user: undefined, outcome }
+        const flush = state.data === state.base.data && sameLifetime(state.expire, state.base.expire)
+          ? undefined
+          : { ...state.base, data: state.data, expire: state.expire }
+        return { retired: state.retired, flush, create: undefined, user: undefined, expire: undefined, outcome }
       }
       const save = hasFields(state.data) || saveUninitialized
       return {
@@ -199,12 +243,20 @@ export const plan = (state: Loaded, saveUninitialized: boolean): Plan => {
         flush: undefined,
         create: save ? state.data : undefined,
         user: undefined,
+        expire: state.expire,
         outcome: none
       }
     }
     case "Regenerated":
       // Saved even when empty: a login must leave a session behind.
-      return { retired: state.retired, flush: undefined, create: state.data, user: state.user, outcome: none }
+      return {
+        retired: state.retired,
+        flush: undefined,
+        create: state.data,
+        user: state.user,
+        expire: state.expire,
+        outcome: none
+      }
     case "Destroyed": {
       const save = hasFields(state.data)
       return {
@@ -212,6 +264,7 @@ export const plan = (state: Loaded, saveUninitialized: boolean): Plan => {
         flush: undefined,
         create: save ? state.data : undefined,
         user: undefined,
+        expire: state.expire,
         outcome: ended
       }
     }

@@ -64,6 +64,19 @@ export interface Client {
   readonly post: (path: string, json?: unknown) => Effect.Effect<Reply>
   /** The jar: cookie name to value. Tests may change it to forge or replay cookies. */
   readonly jar: Map<string, string>
+  /** Whether the jar holds the cookie now: for a client that honours Max-Age, one past its age is dropped first. */
+  readonly holds: (name: string) => Effect.Effect<boolean>
+}
+
+/** Options of {@link makeClient}. */
+export interface ClientOptions {
+  /**
+   * Keep each cookie only as long as its `Max-Age` says, as browsers do, on
+   * Effect's `Clock` (so a `TestClock` moves it): a cookie past its age is
+   * dropped before the next request. Off by default: the jar then keeps a
+   * cookie until a `Set-Cookie` expires it.
+   */
+  readonly honourMaxAge?: boolean | undefined
 }
 
 /**
@@ -71,35 +84,64 @@ export interface Client {
  * expired cookies; it ignores domain, path and Secure, since every test talks
  * to one loopback origin.
  */
-export const makeClient = (baseUrl: string): Client => {
+export const makeClient = (baseUrl: string, clientOptions: ClientOptions = {}): Client => {
   const jar = new Map<string, string>()
-  const request = (path: string, options: RequestOptions = {}): Effect.Effect<Reply> =>
-    Effect.promise(async (signal) => {
-      const headers = new Headers(options.headers)
-      const cookie = options.cookie ?? [...jar].map(([name, value]) => `${name}=${value}`).join("; ")
-      if (cookie !== "") headers.set("cookie", cookie)
-      if (options.json !== undefined) headers.set("content-type", "application/json")
-      const response = await fetch(new URL(path, baseUrl), {
-        method: options.method ?? (options.json === undefined ? "GET" : "POST"),
-        headers,
-        body: options.json === undefined ? null : JSON.stringify(options.json),
-        signal
-      })
-      const text = await response.text()
-      let body: unknown = text
-      if (response.headers.get("content-type")?.includes("json")) body = JSON.parse(text)
-      const setCookies = response.headers.getSetCookie().map(parseSetCookie)
-      for (const c of setCookies) {
-        if (isExpired(c)) jar.delete(c.name)
-        else jar.set(c.name, c.value)
+  // When each cookie runs out (epoch ms on Effect's Clock), for a client that honours Max-Age.
+  const deadlines = new Map<string, number>()
+  const honour = clientOptions.honourMaxAge === true
+  const dropExpired = (now: number) => {
+    if (!honour) return
+    for (const [name, deadline] of deadlines) {
+      if (deadline <= now) {
+        jar.delete(name)
+        deadlines.delete(name)
       }
-      return { status: response.status, headers: response.headers, body, setCookies }
-    })
+    }
+  }
+  const request = (path: string, options: RequestOptions = {}): Effect.Effect<Reply> =>
+    Effect.clockWith((clock) =>
+      Effect.promise(async (signal) => {
+        dropExpired(clock.unsafeCurrentTimeMillis())
+        const headers = new Headers(options.headers)
+        const cookie = options.cookie ?? [...jar].map(([name, value]) => `${name}=${value}`).join("; ")
+        if (cookie !== "") headers.set("cookie", cookie)
+        if (options.json !== undefined) headers.set("content-type", "application/json")
+        const response = await fetch(new URL(path, baseUrl), {
+          method: options.method ?? (options.json === undefined ? "GET" : "POST"),
+          headers,
+          body: options.json === undefined ? null : JSON.stringify(options.json),
+          signal
+        })
+        const text = await response.text()
+        let body: unknown = text
+        if (response.headers.get("content-type")?.includes("json")) body = JSON.parse(text)
+        const setCookies = response.headers.getSetCookie().map(parseSetCookie)
+        const received = clock.unsafeCurrentTimeMillis()
+        for (const c of setCookies) {
+          deadlines.delete(c.name)
+          if (isExpired(c)) {
+            jar.delete(c.name)
+            continue
+          }
+          jar.set(c.name, c.value)
+          const maxAge = c.attributes["max-age"]
+          if (honour && typeof maxAge === "string") deadlines.set(c.name, received + Number(maxAge) * 1000)
+        }
+        return { status: response.status, headers: response.headers, body, setCookies }
+      })
+    )
   return {
     request,
     get: (path) => request(path),
     post: (path, json) => request(path, { method: "POST", json }),
-    jar
+    jar,
+    holds: (name) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          dropExpired(clock.unsafeCurrentTimeMillis())
+          return jar.has(name)
+        })
+      )
   }
 }
 
