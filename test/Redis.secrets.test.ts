@@ -200,6 +200,20 @@ describe("secrets never reach a config error", () => {
       expectNoSecret(error, [password])
     }).pipe(Effect.scoped))
 
+  // A private key pasted without its "-----BEGIN" line reads as a file path, which could not be
+  // read; the error must not quote it (issue 19, point 5).
+  it.effect("a tls.key that is neither PEM text nor a readable file is not echoed", () =>
+    Effect.gen(function*() {
+      const key = `MIIEvQIBADANBgkqhkiG9w0BAQEFAASC${unique("key")}`
+      for (const given of [key, `${key}\n${key}\n-----END PRIVATE KEY-----\n`]) {
+        const error = yield* Effect.flip(
+          Layer.build(SessionStore.layer({ server: "127.0.0.1:1", tls: { key: given } }))
+        )
+        expect(error._tag === "SessionConfigError" && error.field).toBe("tls.key")
+        expectNoSecret(error, [key, key.slice(0, 24)])
+      }
+    }).pipe(Effect.scoped))
+
   it.effect("from the environment: REDIS_SESSION_URL is named, its credentials are not printed", () =>
     Effect.gen(function*() {
       const password = unique("env-pw")
