@@ -21,6 +21,7 @@ import type { SessionConfig } from "../SessionConfig.js"
 import { type ConnectionReason, RedisCommandError, RedisConnectionError, SessionConfigError } from "../SessionError.js"
 import * as Redact from "./redact.js"
 import * as RedisCluster from "./redisCluster.js"
+import * as RedisUrl from "./redisUrl.js"
 import { maxTimerMillis } from "./schema.js"
 
 /**
@@ -460,9 +461,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const failure = databaseRejected !== undefined
     ? new SessionConfigError({
       field: "database",
-      detail: `Expected a database this server has, got ${config.database} (SELECT answered: ${
-        (databaseRejected as Error).message
-      })`
+      detail: `Expected a database this server has, got ${
+        RedisUrl.describeDatabase(config.url, config.database)
+      } (SELECT answered: ${(databaseRejected as Error).message})`
     })
     : Either.getLeft(attempt).pipe(Option.getOrUndefined)
   if (failure !== undefined) {
