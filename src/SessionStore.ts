@@ -40,8 +40,11 @@ export interface SessionStore {
    * Makes a session and writes it at once, under a new random id (256 bits
    * from the CSPRNG), or under `options.id`, replacing any session stored
    * there (for ids made elsewhere, such as express-session's; they must be as
-   * unguessable). With `options.user`, the session is bound to that user
-   * (see {@link SessionStore.sessionsOf}).
+   * unguessable). A given id must be 16 to 128 characters of `A-Z a-z 0-9 - _`
+   * (ours are 43, express-session's 32), or `create` fails with
+   * `SessionEncodeError` (`field: "id"`) and writes nothing; the other
+   * operations treat such an id as absent. With `options.user`, the session
+   * is bound to that user (see {@link SessionStore.sessionsOf}).
    */
   readonly create: (data?: SessionData, options?: CreateOptions) => Effect.Effect<Session, SessionStoreError>
   /** Reads a session; `None` when absent or expired. Refreshes its lifetime (sliding expiry). */
@@ -90,7 +93,7 @@ export interface SessionStore {
  * @category models
  */
 export interface CreateOptions {
-  /** The id to create the session under, instead of a new random one. */
+  /** The id to create the session under, instead of a new random one: 16 to 128 characters of `A-Z a-z 0-9 - _`. */
   readonly id?: string | undefined
   /** The user to bind the session to. */
   readonly user?: string | undefined

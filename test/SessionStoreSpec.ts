@@ -101,6 +101,46 @@ export const sessionStoreSpec = (
         expect(Option.isNone(yield* store.retrieve(""))).toBe(true)
       }))
 
+    // A given id becomes part of a Redis key: `user:{victim}` wrote over victim's index (issue 19,
+    // point 6). Only ids in our alphabet, from express-session's 32 characters to our 43 and beyond, are taken.
+    it.effect("create under a given id: ids of ours and express-session's are taken, others fail typed", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const victim = `victim-${Session.makeId()}`
+        const bound = yield* store.create({ mine: true }, { user: victim })
+        const express = "Ab3dEf6hIj9lMn0pQr5tUv7xYz1_-w2Q" // uid-safe(24), express-session's genid
+        expect((yield* store.create({ a: 1 }, { id: express })).id).toBe(express)
+        expect((yield* retrieveSome(express)).data).toEqual({ a: 1 })
+        const ours = Session.makeId()
+        expect((yield* store.create({ b: 2 }, { id: ours })).id).toBe(ours)
+        for (
+          const id of [
+            `user:{${victim}}`,
+            "user:{x}",
+            "short",
+            "",
+            "a".repeat(129),
+            "has space 0123456789",
+            "ümlaut-0123456789"
+          ]
+        ) {
+          const error = yield* Effect.flip(store.create({ evil: true }, { id, user: victim }))
+          expect(error._tag, id).toBe("SessionEncodeError")
+          expect(error._tag === "SessionEncodeError" && error.field, id).toBe("id")
+          // Nothing of the refused id appears in the error.
+          if (id.length > 6) expect(JSON.stringify(error), id).not.toContain(id)
+        }
+        // Other operations treat such an id as absent, and never touch what its key would name.
+        for (const id of [`user:{${victim}}`, "short"]) {
+          expect(Option.isNone(yield* store.retrieve(id))).toBe(true)
+          yield* store.touch(id)
+          yield* store.destroy(id)
+          yield* store.flush({ id, data: { evil: true } })
+        }
+        expect((yield* store.sessionsOf(victim)).map((s) => s.id)).toEqual([bound.id])
+        expect(yield* store.destroyAll(victim)).toBe(1)
+      }))
+
     it.effect("JSON values of every kind round trip", () =>
       Effect.gen(function*() {
         const store = yield* Store

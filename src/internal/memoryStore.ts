@@ -123,7 +123,12 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
             }))),
       create: (data = {}, options) =>
         Effect.gen(function*() {
-          const id = options?.id ?? Session.makeId()
+          const given = options?.id
+          // As in Redis, where a given id becomes part of a key.
+          if (given !== undefined && !Session.isStorableId(given)) {
+            return yield* Effect.fail(Session.unstorableId())
+          }
+          const id = given ?? Session.makeId()
           const created = yield* Session.encodeNew(id, data, yield* Clock.currentTimeMillis, options?.user)
           yield* write(id, Object.fromEntries(created.fields))
           return created.session

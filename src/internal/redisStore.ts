@@ -137,6 +137,8 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
 
   const create: SessionStore["create"] = Effect.fnUntraced(function*(data = {}, options) {
     const given = options?.id
+    // A given id becomes part of a key: one outside our alphabet could name a user's index.
+    if (given !== undefined && !Session.isStorableId(given)) return yield* Effect.fail(Session.unstorableId())
     const user = options?.user
     const id = given ?? Session.makeId()
     const key = keyOf(id)
@@ -197,6 +199,8 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     imported = false
   ): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
     Effect.gen(function*() {
+      // No session can be stored under such an id (see `create`), and its key may be another kind's.
+      if (!Session.isStorableId(id)) return Option.none()
       const key = keyOf(id)
       const ticket = yield* cache.begin(id)
       // With a legacy prefix, the legacy key is read in the same transaction: one consistent view,
@@ -261,6 +265,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     })
 
   const destroy: SessionStore["destroy"] = Effect.fnUntraced(function*(id) {
+    if (!Session.isStorableId(id)) return
     yield* cache.remove(id)
     yield* run("SessionStore.destroy", "DEL", keyOf(id), (client) => client.del(keyOf(id)))
     yield* replicated("SessionStore.destroy", keyOf(id))
@@ -269,6 +274,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   }, Tracing.span("SessionStore.destroy"))
 
   const touch: SessionStore["touch"] = Effect.fnUntraced(function*(id) {
+    if (!Session.isStorableId(id)) return
     const entry = yield* cache.peek(id, clock.unsafeCurrentTimeMillis())
     // Cached: refresh it and keep it if nothing changed (see `refresh`).
     if (entry !== undefined) {
@@ -300,6 +306,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
   }, Tracing.span("SessionStore.touch"))
 
   const flush: SessionStore["flush"] = Effect.fnUntraced(function*(session) {
+    if (!Session.isStorableId(session.id)) return
     // A hand-built session is written whole: against what is stored now.
     const current = session.snapshot === undefined ? Option.getOrUndefined(yield* retrieve(session.id)) : session
     const base = current?.snapshot
