@@ -177,7 +177,7 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
         Effect.fail(
           new RedisCommandError({ method: "SessionStore.redis", command: "none: the in-memory backend has no Redis" })
         ),
-      cacheStats: Effect.succeed({ hits: 0, misses: 0, invalidations: 0, clears: 0, size: 0, mode: "Off" })
+      cacheStats: Effect.succeed({ hits: 0, misses: 0, invalidations: 0, clears: 0, size: 0, mode: "Off", pending: 0 })
     }
     return store
   })

@@ -25,6 +25,9 @@ type ExecResult = Array<[error: Error | null, result: unknown]> | null
 const deleteIfNotCreated =
   "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return redis.call('DEL', KEYS[1]) end return 0"
 
+// A write's near-cache ticket is scoped to it (see SessionCache.begin), and it gets a span when traced.
+const scopedSpan = (name: string) => <A, E, R>(self: Effect.Effect<A, E, R>) => Tracing.span(name)(Effect.scoped(self))
+
 /** The index part of a write: its commands, queued on a transaction, on the index's own key. */
 interface IndexPart {
   readonly key: string
@@ -159,7 +162,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     // A given id may have been written by others too: only a read may fill the cache then.
     yield* cache.complete(ticket, given === undefined ? session : undefined, now)
     return session
-  }, Tracing.span("SessionStore.create"))
+  }, scopedSpan("SessionStore.create"))
 
   // Refreshes the lifetime of `session`, which we hold, and tells whether Redis still holds the
   // same: alive (creation field present) and at the same version. Our own PEXPIRE may hide a
@@ -189,7 +192,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       : "Changed" as const
     yield* cache.complete(ticket, outcome === "Kept" ? session : undefined, now)
     return outcome
-  })
+  }, Effect.scoped)
 
   // A miss reads the hash and its remaining lifetime in one round trip; from the lifetime we know
   // when it was last refreshed, so a read refreshes it only when due.
@@ -230,7 +233,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       }
       yield* cache.complete(ticket, Option.getOrUndefined(found), now, refreshedAt)
       return found
-    })
+    }).pipe(Effect.scoped)
 
   // After a refresh: what we hold if it is still current, otherwise a fresh read (which, just
   // refreshed, does not refresh again).
@@ -376,7 +379,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
         : undefined,
       now
     )
-  }, Tracing.span("SessionStore.flush"))
+  }, scopedSpan("SessionStore.flush"))
 
   // The index, pruned and listed in one transaction on its own key.
   const membersOf = (method: string, user: string, now: number) =>
