@@ -35,6 +35,12 @@ const maxCookieLength = 180
  */
 export class RequestSession implements HttpSession {
   private state: RequestState.State = RequestState.unloaded
+  /**
+   * The data with this request's `set`s and `unset`s since it was last handed out: one copy of the
+   * loaded data, changed in place, so that a change costs O(1) and not a copy of the session. It is
+   * frozen into the state (see `published`) before anything reads the data whole or moves the state on.
+   */
+  private draft: Record<string, unknown> | undefined = undefined
   private incoming: Option.Option<SessionCookie.Verified> | undefined = undefined
   private committed = false
   private action: RequestState.CookieAction = RequestState.noCookie
@@ -118,9 +124,30 @@ export class RequestSession implements HttpSession {
 
   /** Moves the loaded state on, loading it first if needed. */
   private update(f: (state: RequestState.Loaded) => RequestState.Loaded): Effect.Effect<void, SessionStoreError> {
-    return this.withLoaded((state) => {
-      this.state = f(state)
+    return this.withLoaded(() => {
+      this.state = f(this.published())
     })
+  }
+
+  /** The loaded state, with the draft's changes frozen into it. */
+  private published(): RequestState.Loaded {
+    const state = this.state as RequestState.Loaded
+    const draft = this.draft
+    if (draft === undefined) return state
+    this.draft = undefined
+    // A copy: changed in place, the draft may have become a hash table (V8 "dictionary mode"), which every
+    // later spread of the data would pay for.
+    return this.state = RequestState.withData(state, Object.freeze({ ...draft }))
+  }
+
+  /** Removes a field; a field that is not there costs nothing, not even a draft. */
+  private remove(key: string): void {
+    if (Object.hasOwn(this.draft ?? (this.state as RequestState.Loaded).data, key)) delete this.edit()[key]
+  }
+
+  /** The draft, copied from the loaded data on the first change since it was last handed out. */
+  private edit(): Record<string, unknown> {
+    return this.draft ??= { ...(this.state as RequestState.Loaded).data }
   }
 
   // -------------------------------------------------------------------------
@@ -139,7 +166,7 @@ export class RequestSession implements HttpSession {
   }
 
   get data(): Effect.Effect<Session.SessionData, SessionStoreError> {
-    return this.withLoaded((state) => state.data)
+    return this.withLoaded(() => this.published().data)
   }
 
   // The operations with arguments are getters that return a bound function, so that a handler may
@@ -148,7 +175,10 @@ export class RequestSession implements HttpSession {
   // used or not (and tsx, which the benchmarks run under, wraps each in a `__name` call).
   get get(): (key: string) => Effect.Effect<Option.Option<unknown>, SessionStoreError> {
     return (key) =>
-      this.withLoaded((state) => Object.hasOwn(state.data, key) ? Option.some(state.data[key]) : Option.none())
+      this.withLoaded((state) => {
+        const data = this.draft ?? state.data
+        return Object.hasOwn(data, key) ? Option.some(data[key]) : Option.none()
+      })
   }
 
   get set(): (key: string, value: unknown) => Effect.Effect<void, SessionStoreError> {
@@ -164,26 +194,24 @@ export class RequestSession implements HttpSession {
         // The cause is not kept: its message may quote the value, which may be secret.
         return Effect.fail(new SessionEncodeError({ field: key, detail: noJsonForm(cause) }))
       }
-      const state = this.state as RequestState.Loaded
       // What is read back now is what the next request will read: the JSON form, frozen.
-      this.state = RequestState.withData(
-        state,
-        encoded === undefined
-          ? omit(state.data, key)
-          : Object.freeze({ ...state.data, [key]: Session.deepFreeze(JSON.parse(encoded)) })
-      )
+      if (encoded === undefined) this.remove(key)
+      else setOwn(this.edit(), key, Session.deepFreeze(JSON.parse(encoded)))
       return Effect.void
     })
   }
 
   get unset(): (key: string) => Effect.Effect<void, SessionStoreError> {
-    return (key) => this.update((state) => RequestState.withData(state, omit(state.data, key)))
+    return (key) => this.withLoaded(() => this.remove(key))
   }
 
   // Operations without arguments are values, as in Effect's own services; getters, so that
   // they cost nothing until used.
   get clear(): Effect.Effect<void, SessionStoreError> {
-    return this.update((state) => RequestState.withData(state, RequestState.emptyData))
+    return this.withLoaded((state) => {
+      this.draft = undefined
+      this.state = RequestState.withData(state, RequestState.emptyData)
+    })
   }
 
   get regenerate(): Effect.Effect<void, SessionStoreError> {
@@ -193,6 +221,7 @@ export class RequestSession implements HttpSession {
   // No load: deleting needs only the id from the cookie.
   get destroy(): Effect.Effect<void, SessionStoreError> {
     return Effect.sync(() => {
+      this.draft = undefined
       this.state = RequestState.destroyed(this.state, Option.getOrUndefined(this.cookie())?.value)
     })
   }
@@ -223,6 +252,7 @@ export class RequestSession implements HttpSession {
       if (user === undefined) return Effect.succeed(0)
       return Effect.map(this.store.destroyAll(user), (count) => {
         // Already deleted with the others: the commit's DEL of it finds nothing, which is harmless.
+        this.draft = undefined
         this.state = RequestState.destroyed(this.state, undefined)
         return count
       })
@@ -240,7 +270,7 @@ export class RequestSession implements HttpSession {
   /** Saves a session that exists only in this request, so that its id is real. */
   private create(): Effect.Effect<string, SessionStoreError> {
     return this.creating ??= singleFlight(Effect.suspend(() => {
-      const state = this.state as RequestState.Loaded
+      const state = this.published()
       const stored = RequestState.storedId(state)
       if (stored !== undefined) return Effect.succeed(stored)
       return Effect.map(this.store.create(state.data, { user: RequestState.userOf(state) }), (session) => {
@@ -261,7 +291,7 @@ export class RequestSession implements HttpSession {
   commit(): Effect.Effect<void, SessionStoreError> | undefined {
     if (this.committed) return undefined
     this.committed = true
-    const state = this.state
+    const state = this.state._tag === "Unloaded" ? this.state : this.published()
     const rolling = this.options.rolling
     if (state._tag === "Unloaded") {
       // Untouched: nothing to write, but a rolling or rotated cookie is sent again. With one secret
@@ -373,10 +403,13 @@ const singleFlight = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
   })
 }
 
-const omit = (data: Session.SessionData, key: string): Session.SessionData => {
-  if (!Object.hasOwn(data, key)) return data
-  const { [key]: _, ...rest } = data
-  return Object.freeze(rest)
+// Keys come from handlers: "__proto__" must stay an ordinary own key, never become a prototype.
+const setOwn = (record: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") {
+    Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true })
+  } else {
+    record[key] = value
+  }
 }
 
 const noJsonForm = (cause: unknown): string =>
