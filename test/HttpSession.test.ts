@@ -477,7 +477,7 @@ const behaviour = (name: string, harness: Layer.Layer<Harness>) =>
         expect(SessionCookie.make([Redacted.make(secretB)]).verify(newSigned)).toSatisfy(Option.isSome)
         // Signed with the current secret now: no further cookie.
         expect((yield* rotated.get("/count")).setCookies).toEqual([])
-        // A handler that never touches the session still re-signs, without the store.
+        // A handler that never touches the session still re-signs, once a read finds the session.
         const untouched = Http.makeClient(after.url)
         untouched.jar.set("sid", oldSigned)
         const resigned = yield* untouched.get("/static")
@@ -498,7 +498,8 @@ const behaviour = (name: string, harness: Layer.Layer<Harness>) =>
         expect((yield* client.get("/data")).setCookies.map((c) => c.value)).toEqual([signed])
         yield* spy.calls
         expect((yield* client.get("/static")).setCookies.map((c) => c.value)).toEqual([signed])
-        expect(yield* spy.calls).toEqual({ touch: 1 })
+        // One read, which tells the session still exists and slides its lifetime (a cache hit on Redis).
+        expect(yield* spy.calls).toEqual({ retrieve: 1 })
         // Nothing to roll for a client without a session.
         expect((yield* app.client().get("/static")).setCookies).toEqual([])
       })))
@@ -889,5 +890,44 @@ describe("HttpSession: arbitrary cookie headers never produce a 5xx", () => {
           expect(reply.status, cookie).toBe(200)
         }
       })))
+  })
+})
+
+// With `rolling`, a request that never touches its session re-sends its cookie. It did so without
+// knowing whether the session still existed: after a regenerate on another instance, such a response
+// could replace the new cookie with the dead one (issue 19, point 9).
+describe("HttpSession: rolling never re-sends a cookie for a session that is gone", () => {
+  layer(redisHarness, { excludeTestServices: true })("two instances on one Redis", (it) => {
+    it.scoped("after a regenerate or a destroy on one instance, the other sends no cookie for the old id", () =>
+      Effect.gen(function*() {
+        const h = yield* Harness
+        const instance = (options: Partial<HttpSession.Input>) =>
+          Effect.flatMap(Layer.build(h.store), (store) => Effect.provide(start(options), store))
+        const a = yield* instance({ rolling: true })
+        const b = yield* instance({ rolling: true })
+        const client = a.client()
+        yield* client.get("/count")
+        const old = client.jar.get("sid")!
+        // Moved to a new id on A; B never read the old one, so it asks Redis.
+        yield* client.post("/regenerate")
+        const current = client.jar.get("sid")!
+        expect(idOf(current)).not.toBe(idOf(old))
+        const stale = yield* b.client().request("/static", { cookie: `sid=${old}` })
+        expect(stale.setCookies).toEqual([])
+        // The live one is rolled, on either instance.
+        for (const app of [a, b]) {
+          const rolled = yield* app.client().request("/static", { cookie: `sid=${current}` })
+          expect(rolled.setCookies.map((c) => c.value)).toEqual([current])
+        }
+        // Destroyed on A: B does not roll it either.
+        yield* client.post("/destroy")
+        expect((yield* b.client().request("/static", { cookie: `sid=${current}` })).setCookies).toEqual([])
+        // Nor does a cookie signed with an older secret come back re-signed for a dead id.
+        const rotating = yield* Effect.flatMap(
+          Layer.build(h.store),
+          (store) => Effect.provide(start({ secrets: [secretB, secretA] }), store)
+        )
+        expect((yield* rotating.client().request("/static", { cookie: `sid=${old}` })).setCookies).toEqual([])
+      }))
   })
 })

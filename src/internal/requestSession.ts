@@ -299,10 +299,14 @@ export class RequestSession implements HttpSession {
       if (!rolling && this.options.secrets.length === 1) return undefined
       const incoming = this.cookie()
       if (Option.isNone(incoming)) return undefined
-      const id = incoming.value.value
-      this.action = RequestState.cookieFor({ _tag: "Kept", id }, incoming, true, rolling)
-      // A rolling cookie keeps its session alive too, though the handler never looked at it.
-      return rolling ? this.store.touch(id) : undefined
+      const action = RequestState.cookieFor({ _tag: "Kept", id: incoming.value.value }, incoming, true, rolling)
+      if (action._tag === "None") return undefined
+      // Only for a session the store still has: after a regenerate or a destroy in a parallel request,
+      // the dead id must not replace the client's new cookie. The read (a cache hit, usually) slides
+      // the session's lifetime as any read does, so a rolling cookie keeps its session alive too.
+      return Effect.map(this.store.retrieve(incoming.value.value), (found) => {
+        if (Option.isSome(found)) this.action = action
+      })
     }
     const plan = RequestState.plan(state, this.options.saveUninitialized)
     if (plan.retired.length === 0 && plan.flush === undefined && plan.create === undefined) {
