@@ -4,6 +4,7 @@
  * backends. The behaviour both backends share is in SessionStoreSpec.ts.
  */
 import { describe, expect, layer } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -137,6 +138,72 @@ describe("SessionStore users on Redis", () => {
         }).pipe(guard(60_000, "absolute expiry")),
       60_000
     )
+  })
+})
+
+/** Effect's clock, `offsetMs` off: an app instance whose system clock is wrong. */
+const skewedClock = (offsetMs: number): Clock.Clock => {
+  const base = Clock.make()
+  const millis = () => base.unsafeCurrentTimeMillis() + offsetMs
+  const nanos = () => base.unsafeCurrentTimeNanos() + BigInt(offsetMs) * 1_000_000n
+  return {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: millis,
+    currentTimeMillis: Effect.sync(millis),
+    unsafeCurrentTimeNanos: nanos,
+    currentTimeNanos: Effect.sync(nanos),
+    sleep: (duration) => base.sleep(duration)
+  }
+}
+
+/** Every operation of `store` run on `clock`, as on an instance whose own clock it is. */
+const onClock = (store: SessionStore.SessionStore, clock: Clock.Clock): SessionStore.SessionStore => {
+  const at = Effect.withClock(clock)
+  return {
+    ...store,
+    create: (data, options) => at(store.create(data, options)),
+    retrieve: (id) => at(store.retrieve(id)),
+    flush: (session) => at(store.flush(session)),
+    destroy: (id) => at(store.destroy(id)),
+    touch: (id) => at(store.touch(id)),
+    sessionsOf: (user) => at(store.sessionsOf(user)),
+    destroyAll: (user, options) => at(store.destroyAll(user, options))
+  }
+}
+
+// An instance whose clock was more than `expire` + 60 s behind had its members pruned by the others
+// (5 of 5 missing from sessionsOf, 5 of 5 survived destroyAll at −90 s); one ahead pruned the others'.
+// The index now runs on Redis's clock (issue 19, point 10).
+describe("SessionStore users: app instances whose clocks disagree", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true })("clock skew", (it) => {
+    for (const skewSeconds of [-90, 90]) {
+      it.scoped(`an instance ${skewSeconds} s off: every instance lists and revokes every session`, () =>
+        Effect.gen(function*() {
+          const server = yield* RedisServer.TestRedis
+          const settings = server.settings({ expire: 10 })
+          const clock = skewedClock(skewSeconds * 1000)
+          const honest = yield* build(settings)
+          const skewed = onClock(yield* Effect.withClock(build(settings), clock), clock)
+          const nowOf = (store: SessionStore.SessionStore) =>
+            store === skewed ? clock.unsafeCurrentTimeMillis() : Date.now()
+          for (const [maker, other] of [[skewed, honest], [honest, skewed]] as const) {
+            const user = `skew-${Session.makeId()}`
+            const made: Array<string> = []
+            for (let i = 0; i < 5; i++) made.push((yield* maker.create({ i }, { user })).id)
+            // Both list them, each a few times (every listing prunes), after a write by each.
+            yield* other.create({}, { user: `${user}-other` })
+            for (const lister of [other, maker, other]) {
+              expect((yield* lister.sessionsOf(user)).map((s) => s.id).sort()).toEqual([...made].sort())
+            }
+            const [info] = yield* other.sessionsOf(user)
+            // Times are the lister's own: lastActiveAt is never in its future, nor before the creation.
+            expect(info!.lastActiveAt).toBeLessThanOrEqual(nowOf(other))
+            expect(info!.lastActiveAt).toBeGreaterThan(nowOf(other) - 5_000)
+            expect(yield* other.destroyAll(user)).toBe(5)
+            for (const id of made) expect(Option.isNone(yield* maker.retrieve(id))).toBe(true)
+          }
+        }))
+    }
   })
 })
 

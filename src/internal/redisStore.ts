@@ -150,7 +150,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const ticket = yield* cache.begin(id)
     const index = user === undefined ? undefined : {
       key: indexOf(user),
-      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl, now)
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, ttl, true)
     }
     yield* transaction("SessionStore.create", key, index, (multi) => {
       // Under a given id, whatever was there is replaced, not merged.
@@ -177,7 +177,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     // A bound session's index must outlive it: stretched with it, first.
     const index = user === undefined ? undefined : {
       key: indexOf(user),
-      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), session.id, at + ttl, ttl)
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), session.id, ttl, false)
     }
     const replies = yield* transaction(method, key, index, (multi) => {
       multi.pexpire(key, lifetimeOf(session.createdAt, at)).hmget(key, Session.createdField, Session.versionField)
@@ -299,7 +299,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const now = yield* Clock.currentTimeMillis
     const index = user === null ? undefined : {
       key: indexOf(user),
-      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, now + ttl, ttl)
+      build: (multi: ChainableCommander) => UserIndex.bind(multi, indexOf(user), id, ttl, false)
     }
     yield* transaction("SessionStore.touch", key, index, (multi) => {
       multi.pexpire(key, lifetimeOf(Number(created), now))
@@ -336,7 +336,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     const index = user === undefined ? undefined : {
       key: indexOf(user),
       build: (multi: ChainableCommander) => {
-        first = UserIndex.bind(multi, indexOf(user), session.id, at + ttl, ttl, rebind ? at : undefined)
+        first = UserIndex.bind(multi, indexOf(user), session.id, ttl, rebind)
       }
     }
     const replies = yield* transaction("SessionStore.flush", key, index, (multi) => {
@@ -381,11 +381,11 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     )
   }, scopedSpan("SessionStore.flush"))
 
-  // The index, pruned and listed in one transaction on its own key.
+  // The index, pruned and listed in one script on its own key, on the server's clock (see UserIndex).
   const membersOf = (method: string, user: string, now: number) =>
     Effect.map(
-      batch(method, "MULTI", indexOf(user), (multi) => UserIndex.list(multi, indexOf(user), now)),
-      (replies) => UserIndex.members(replies[1])
+      run(method, "EVAL", indexOf(user), (client) => client.eval(UserIndex.listScript, 1, indexOf(user))),
+      (reply) => UserIndex.listed(reply, now)
     )
 
   // Per member, commands on its own key, sent at once: one round trip on one server, one per node on

@@ -17,6 +17,12 @@
  *   bind and read: their sessions are certainly gone, so no member is dropped
  *   while its session lives, and the set never grows past the sessions of
  *   one `expire` window.
+ * - Deadlines and the pruning bound are times on the clock of the Redis server
+ *   that holds the index (`TIME`, in the scripts below), never an app
+ *   instance's: instances whose clocks disagree by any amount neither hide
+ *   each other's sessions nor keep pruned ones. On a Cluster the index and a
+ *   session may sit on different nodes; their clocks may differ by up to
+ *   {@link slackMillis} before a member could be pruned while its session lives.
  * - Every command here names one key, so each runs on the slot that holds
  *   it: the user's hash tag puts the set (and anything added per user later)
  *   in one slot on a Cluster, while the session keys stay where they are.
@@ -25,13 +31,43 @@ import type { ChainableCommander } from "ioredis"
 import * as Session from "./codec.js"
 
 /**
- * How far apart the clocks of two app instances may be before pruning could
- * drop a live member; and how long (at most `expire`) the index outlives the
- * newest deadline it was given, which covers a refresh that raced a rebind.
+ * How far apart the clocks of two Redis Cluster nodes (the index's and a
+ * session's) may be before pruning could drop a live member; and how long (at
+ * most `expire`) the index outlives the newest deadline it was given, which
+ * covers a refresh that raced a rebind.
  *
  * @internal
  */
 export const slackMillis = 60_000
+
+// The server's time in milliseconds. Lua numbers are doubles, exact for integers far past 2^43 ms;
+// tostring prints them with 14 significant digits, exact for milliseconds until the year 5138.
+const redisNow = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+
+/**
+ * Binds ARGV[1] to the index at KEYS[1] until the server's now + ARGV[2] ms
+ * (the deadline is only ever raised), stretches the set's lifetime to ARGV[3]
+ * ms, and with ARGV[4] = "1" prunes the members whose deadline is more than
+ * {@link slackMillis} past.
+ *
+ * @internal
+ */
+export const bindScript = `${redisNow}
+redis.call('ZADD', KEYS[1], 'GT', tostring(now + tonumber(ARGV[2])), ARGV[1])
+if ARGV[4] == '1' then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(now - ${slackMillis})) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3], 'NX')
+redis.call('PEXPIRE', KEYS[1], ARGV[3], 'GT')
+return 1`
+
+/**
+ * Prunes the index at KEYS[1] as {@link bindScript} does and lists it: the
+ * server's now, then the members with their deadlines (`ZRANGE … WITHSCORES`).
+ *
+ * @internal
+ */
+export const listScript = `${redisNow}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(now - ${slackMillis}))
+return {tostring(now), redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}`
 
 /**
  * The index key of `user`. The braces make the user a hash tag (unless the
@@ -43,37 +79,35 @@ export const slackMillis = 60_000
 export const keyOf = (prefix: string, user: string): string => `${prefix}user:{${user}}`
 
 /**
- * Queues what binds `id` to the index at `key` until at least `deadline`, on
- * a transaction that also writes the session: the member, its deadline (only
- * ever raised), the set's lifetime, and, when `now` is given, the pruning of
- * members whose deadline has passed. Returns how many replies it queued.
+ * Queues what binds `id` to the index at `key` for `ttl` from now (the
+ * server's now), on a transaction that also writes the session: the member,
+ * its deadline (only ever raised), the set's lifetime, and, with `prune`, the
+ * pruning of members whose deadline has passed. Returns how many replies it
+ * queued.
  *
  * @internal
  */
-export const bind = (
-  commands: ChainableCommander,
-  key: string,
-  id: string,
-  deadline: number,
-  ttl: number,
-  now?: number
-): number => {
-  commands.zadd(key, "GT", deadline, id)
-  if (now !== undefined) commands.zremrangebyscore(key, "-inf", `(${now - slackMillis}`)
-  // A set made by this ZADD has no TTL, and GT treats that as infinite: NX sets it first.
+export const bind = (commands: ChainableCommander, key: string, id: string, ttl: number, prune: boolean): number => {
+  // A set made by the ZADD has no TTL, and GT treats that as infinite: NX sets it first.
   const lifetime = ttl + Math.min(ttl, slackMillis)
-  commands.pexpire(key, lifetime, "NX").pexpire(key, lifetime, "GT")
-  return now === undefined ? 3 : 4
+  commands.eval(bindScript, 1, key, id, ttl, lifetime, prune ? "1" : "0")
+  return 1
 }
 
 /**
- * Queues the pruning and listing of an index, and returns how to read the
- * members (with their deadlines) from the replies.
+ * The reply of {@link listScript}: the members, with their deadlines moved
+ * from the server's clock to `now`, the caller's (so that times derived from
+ * them, such as `lastActiveAt`, are on the caller's clock as the others are).
  *
  * @internal
  */
-export const list = (commands: ChainableCommander, key: string, now: number): void => {
-  commands.zremrangebyscore(key, "-inf", `(${now - slackMillis}`).zrange(key, "0", "-1", "WITHSCORES")
+export const listed = (
+  reply: unknown,
+  now: number
+): ReadonlyArray<{ readonly id: string; readonly deadline: number }> => {
+  if (!Array.isArray(reply) || reply.length < 2) return []
+  const offset = now - Number(reply[0])
+  return members(reply[1]).map(({ deadline, id }) => ({ id, deadline: deadline + offset }))
 }
 
 /**
