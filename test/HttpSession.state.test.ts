@@ -6,6 +6,7 @@
  * behaviour on Redis too.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
@@ -141,6 +142,20 @@ const setup = Effect.gen(function*() {
         return json({ ok: true })
       })
     ),
+    // The id of a regenerated session is asked after the stored one was destroyed elsewhere: the move
+    // finds it gone, so this request's session ends, and the id is a new, empty session's.
+    HttpRouter.post(
+      "/regenerate-revoked-then-id",
+      Effect.gen(function*() {
+        const s = yield* session
+        const before = Option.getOrNull(yield* s.get("a"))
+        yield* s.regenerate
+        const request = yield* HttpServerRequest.HttpServerRequest
+        yield* t.inner.destroy(new URL(request.url, "http://x").searchParams.get("victim")!)
+        const id = yield* s.id
+        return json({ before, id, data: yield* s.data })
+      })
+    ),
     HttpRouter.post("/set-then-fail", Effect.zipRight(Effect.flatMap(session, (s) => s.set("c", 3)), new Teapot())),
     HttpRouter.post("/destroy-then-fail", Effect.zipRight(Effect.flatMap(session, (s) => s.destroy), new Teapot())),
     HttpRouter.post(
@@ -263,5 +278,21 @@ describe("HttpSession state machine over HTTP", () => {
       expect(data["k1999"]).toEqual({ i: 1999 })
       expect(data["gone5"]).toBeUndefined()
       expect(data["old999"]).toBe(999)
+    }))
+
+  it.scopedLive("the id of a regenerated session whose stored one was destroyed meanwhile: a new, empty session", () =>
+    Effect.gen(function*() {
+      const t = yield* setup
+      yield* t.client.post("/seed")
+      const old = t.idOf()
+      const reply = yield* t.client.request(`/regenerate-revoked-then-id?victim=${old}`, { method: "POST" })
+      const { before, data, id } = reply.body as { before: number; id: string; data: unknown }
+      expect(before).toBe(1)
+      // The data did not move to a new id: the session it came from was gone.
+      expect(data).toEqual({})
+      expect(id).not.toBe(old)
+      expect(t.idOf()).toBe(id)
+      expect(yield* t.exists(old)).toBe(false)
+      expect((yield* t.client.get("/data")).body).toEqual({})
     }))
 })

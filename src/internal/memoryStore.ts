@@ -170,6 +170,32 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
         }),
       destroy: (id) =>
         Ref.update(entries, (map) => (map.delete(id), map)),
+      // One atomic step here: the old entry is checked, deleted and replaced at once.
+      regenerate: (session, options) =>
+        Effect.gen(function*() {
+          const login = options !== undefined && Object.hasOwn(options, "user")
+          const now = yield* Clock.currentTimeMillis
+          const id = Session.makeId()
+          const made = yield* Session.encodeNew(id, session.data, now)
+          return yield* Ref.modify(entries, (map): [Option.Option<Session.Session>, Map<string, Entry>] => {
+            const entry = map.get(session.id)
+            if (entry === undefined || entry.expiresAt <= now) {
+              return [Option.none(), map]
+            }
+            const user = login
+              ? options.user
+              : Object.hasOwn(entry.fields, Session.userField)
+              ? entry.fields[Session.userField]
+              : undefined
+            const fields: Record<string, string> = Object.fromEntries(made.fields)
+            if (user !== undefined) {
+              fields[Session.userField] = user
+            }
+            map.delete(session.id)
+            map.set(id, { fields, expiresAt: expiresAt(fields, now), refreshedAt: now })
+            return [Option.some(Session.make(id, now, Session.withUser(made.session.snapshot!, user))), map]
+          })
+        }),
       touch: (id) =>
         Effect.asVoid(live(id, true)),
       ping: Effect.void,

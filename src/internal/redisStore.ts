@@ -25,6 +25,23 @@ type ExecResult = Array<[error: Error | null, result: unknown]> | null
 const deleteIfNotCreated =
   "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return redis.call('DEL', KEYS[1]) end return 0"
 
+// The second step of a regenerate (see `regenerate`): deletes the old session, but only while it is
+// alive and, unless ARGV[1] is "login", bound as the new one was (ARGV[2]: "" for no user, "=" + user
+// otherwise). 1: moved; 0: gone (destroyed, revoked or expired); {2, binding}: bound otherwise now.
+const moveOut = `local f = redis.call('HMGET', KEYS[1], '${Session.createdField}', '${Session.userField}')
+if not f[1] then return 0 end
+if ARGV[1] ~= 'login' then
+  local bound = f[2] and ('=' .. f[2]) or ''
+  if bound ~= ARGV[2] then return {2, bound} end
+end
+redis.call('DEL', KEYS[1])
+return 1`
+
+// How many times a regenerate follows a binding that changed under it before giving up, and how
+// many rounds of listing and deleting a destroyAll makes at most.
+const maxRebinds = 5
+const maxRevocationRounds = 10
+
 // A write's near-cache ticket is scoped to it (see SessionCache.begin), and it gets a span when traced.
 const scopedSpan = (name: string) => <A, E, R>(self: Effect.Effect<A, E, R>) => Tracing.span(name)(Effect.scoped(self))
 
@@ -414,13 +431,14 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     return infos.sort(UserIndex.oldestFirst)
   }, Tracing.span("SessionStore.sessionsOf"))
 
-  const destroyAll: SessionStore["destroyAll"] = Effect.fnUntraced(function*(user, options) {
-    const except = options?.except
+  // One round: the members not yet tried, deleted where still bound to `user`; how many were live.
+  const revokeRound = Effect.fnUntraced(function*(user: string, except: string | undefined, tried: Set<string>) {
     const index = indexOf(user)
     const members = (yield* membersOf("SessionStore.destroyAll", user, yield* Clock.currentTimeMillis))
       .map(({ id }) => id)
-      .filter((id) => id !== except)
-    if (members.length === 0) return 0
+      .filter((id) => id !== except && !tried.has(id))
+    if (members.length === 0) return -1
+    for (const id of members) tried.add(id)
     const drop = Effect.forEach(members, cache.remove, { discard: true })
     yield* drop
     const outcomes = yield* run(
@@ -438,7 +456,74 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
       yield* run("SessionStore.destroyAll", "ZREM", index, (client) => client.zrem(index, ...destroyed))
     }
     return destroyed.length
+  })
+
+  // Rounds until a listing holds no member not yet tried. A regenerate lists its new id in the index
+  // before it deletes the old one (see `regenerate`): if a round's deletion found the old id already
+  // moved, the new id was listed before that deletion, and so is in the next round's listing.
+  const destroyAll: SessionStore["destroyAll"] = Effect.fnUntraced(function*(user, options) {
+    const tried = new Set<string>()
+    let destroyed = 0
+    for (let round = 0; round < maxRevocationRounds; round++) {
+      const count = yield* revokeRound(user, options?.except, tried)
+      if (count < 0) break
+      destroyed += count
+    }
+    return destroyed
   }, Tracing.span("SessionStore.destroyAll"))
+
+  // A move across keys that Redis Cluster may put on different nodes, so in single-key steps whose
+  // order makes it atomic for every other operation:
+  // 1. the new session is created, bound (and listed in the user's index) as the old one is believed
+  //    to be; nobody knows its id yet;
+  // 2. a script deletes the old session if it is still alive and bound so (`moveOut`);
+  // 3. if it was gone, the new one is deleted, and the move did not happen; if its binding had
+  //    changed, the new one is deleted and the move tried again with the binding it has now.
+  // A destroy or destroyAll whose deletion of the old id comes before step 2 leaves it gone, so the
+  // move does not happen. One whose deletion comes after step 2 finds the old id moved; destroyAll
+  // then lists the index again and finds the new id, which was listed in step 1 (see destroyAll).
+  // Uninterruptible: an interruption between the steps would leave a session nobody knows.
+  const regenerate: SessionStore["regenerate"] = Effect.fnUntraced(
+    function*(session, options) {
+      const from = session.id
+      if (!Session.isStorableId(from)) return Option.none()
+      const login = options !== undefined && Object.hasOwn(options, "user")
+      const key = keyOf(from)
+      // Without a user to bind, a first guess of the stored binding: the one the session was read with.
+      let user = login ? options.user : Object.hasOwn(session, "user") ? session.user : session.snapshot?.user
+      for (let attempt = 0; attempt < maxRebinds; attempt++) {
+        const created = yield* create(session.data, { user })
+        const moved = yield* run(
+          "SessionStore.regenerate",
+          "EVAL",
+          key,
+          (client) => client.eval(moveOut, 1, key, login ? "login" : "keep", user === undefined ? "" : `=${user}`)
+        ).pipe(Effect.tapError(() => Effect.ignore(destroy(created.id))))
+        if (moved === 1) {
+          yield* cache.remove(from)
+          yield* replicated("SessionStore.regenerate", key)
+          return Option.some(created)
+        }
+        yield* destroy(created.id)
+        if (!Array.isArray(moved)) {
+          // Gone: whatever this instance still holds of it is stale.
+          yield* cache.remove(from)
+          return Option.none()
+        }
+        const bound = String(moved[1])
+        user = bound === "" ? undefined : bound.slice(1)
+      }
+      return yield* Effect.fail(
+        new RedisCommandError({
+          method: "SessionStore.regenerate",
+          command: "EVAL",
+          cause: new Error(`the session's binding changed ${maxRebinds} times while it was being moved`)
+        })
+      )
+    },
+    Effect.uninterruptible,
+    Tracing.span("SessionStore.regenerate")
+  )
 
   const store: SessionStore = {
     backend: "redis",
@@ -450,6 +535,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     retrieve,
     flush,
     destroy,
+    regenerate,
     touch,
     ping: Effect.asVoid(run("SessionStore.ping", "PING", "", (client) => client.ping())),
     cacheStats: cache.stats,

@@ -273,11 +273,39 @@ export class RequestSession implements HttpSession {
       const state = this.published()
       const stored = RequestState.storedId(state)
       if (stored !== undefined) return Effect.succeed(stored)
+      if (state._tag === "Regenerated" && state.from !== undefined) return this.move(state, state.from)
       return Effect.map(this.store.create(state.data, { user: RequestState.userOf(state) }), (session) => {
         this.state = RequestState.issued(this.state as RequestState.Loaded, session)
         return session.id
       })
     }))
+  }
+
+  /**
+   * The id of a regenerated session, asked before the commit: the move happens now. If the session
+   * was gone by then, this request's session has ended, as after `destroy`, and the id is a new one's.
+   */
+  private move(state: RequestState.Loaded & { readonly _tag: "Regenerated" }, from: string) {
+    return Effect.flatMap(
+      this.store.regenerate(
+        { id: from, data: state.data, user: state.user },
+        state.login ? { user: state.user } : undefined
+      ),
+      (moved): Effect.Effect<string, SessionStoreError> => {
+        const now = this.state as RequestState.Loaded
+        if (Option.isSome(moved)) {
+          this.state = RequestState.issued(now, moved.value)
+          return Effect.succeed(moved.value.id)
+        }
+        this.draft = undefined
+        this.state = RequestState.destroyed(now, undefined)
+        const data = (this.state as RequestState.Loaded).data
+        return Effect.map(this.store.create(data), (session) => {
+          this.state = RequestState.issued(this.state as RequestState.Loaded, session)
+          return session.id
+        })
+      }
+    )
   }
 
   // -------------------------------------------------------------------------
@@ -319,10 +347,21 @@ export class RequestSession implements HttpSession {
   private write(plan: RequestState.Plan): Effect.Effect<void, SessionStoreError> {
     const store = this.store
     const save: Effect.Effect<RequestState.Outcome, SessionStoreError> = plan.create !== undefined
-      ? Effect.map(
-        store.create(plan.create, { user: plan.user }),
-        (session): RequestState.Outcome => ({ _tag: "Issued", id: session.id })
-      )
+      ? plan.from !== undefined
+        // A regenerate: one move in the store. Gone meanwhile (destroyed, revoked, expired), the
+        // session has ended for this request too: it is not brought back under a new id.
+        ? Effect.map(
+          store.regenerate(
+            { id: plan.from, data: plan.create, user: plan.user },
+            plan.login ? { user: plan.user } : undefined
+          ),
+          (moved): RequestState.Outcome =>
+            Option.isSome(moved) ? { _tag: "Issued", id: moved.value.id } : { _tag: "Ended" }
+        )
+        : Effect.map(
+          store.create(plan.create, { user: plan.user }),
+          (session): RequestState.Outcome => ({ _tag: "Issued", id: session.id })
+        )
       : plan.flush !== undefined && Session.hasChanges(plan.flush)
       ? Effect.as(store.flush(plan.flush), plan.outcome)
       : Effect.succeed(plan.outcome)
