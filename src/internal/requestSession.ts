@@ -385,9 +385,25 @@ export class RequestSession implements HttpSession {
     // the response: commit here, or the cookie is lost.
     if (!this.committed) {
       const work = this.commit()
-      if (work !== undefined) return Effect.flatMap(Effect.orDie(work), () => this.withCookie(request, response))
+      if (work !== undefined) return Effect.flatMap(Effect.orDie(work), () => this.reply(request, response))
     }
-    return this.withCookie(request, response)
+    return this.reply(request, response)
+  }
+
+  /**
+   * The response to hand to the server: with its cookie, or, when the client has already hung up,
+   * an empty one. @effect/platform-node writes a response in an uninterruptible region (so the commit
+   * above rides through the client's abort, up to `commandTimeout` against a stalled Redis), then
+   * waits for `res.end`'s callback, which Node never calls once the socket is destroyed: the request's
+   * fiber, and everything it holds, stayed for good. An empty body is ended without that wait.
+   */
+  private reply(
+    request: HttpServerRequest.HttpServerRequest,
+    response: HttpServerResponse.HttpServerResponse
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return isGone(request)
+      ? Effect.succeed(HttpServerResponse.empty({ status: 499 }))
+      : this.withCookie(request, response)
   }
 
   private withCookie(
@@ -461,6 +477,17 @@ const noJsonForm = (cause: unknown): string =>
     : cause instanceof TypeError && /bigint/i.test(cause.message)
     ? "the value has no JSON form (a bigint)"
     : "the value has no JSON form (its toJSON failed)"
+
+/** Whether the client has hung up: its Node socket is closed or no longer writable, or its web request aborted. */
+const isGone = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  const source = request.source
+  if (Predicate.hasProperty(source, "socket")) {
+    const socket = source.socket
+    return Predicate.hasProperty(socket, "destroyed") && Predicate.hasProperty(socket, "writable") &&
+      (socket.destroyed === true || socket.writable === false)
+  }
+  return typeof Request !== "undefined" && source instanceof Request && source.signal.aborted
+}
 
 const isHttps = (request: HttpServerRequest.HttpServerRequest, trustProxy: boolean): boolean => {
   if (trustProxy) {

@@ -12,8 +12,9 @@
  * - `POST /hold/login?user=u&gate=g`, `POST /hold/regenerate?gate=g`: load the session, then wait at
  *   gate `g` until `POST /release?gate=g`, then log in or regenerate. `GET /reached?gate=g` answers
  *   once a request waits there.
- * - `GET /stats`: after two full GCs, `{ heapUsed, fibers }`: the heap, and the request fibers still
- *   alive (every fiber the HTTP server forked, counted by a supervisor, but this one).
+ * - `GET /stats`: `{ heapUsed, fibers, aborted }`: the heap after two full GCs (`?gc=0`: without),
+ *   the request fibers still alive (every fiber the HTTP server forked, counted by a supervisor, but
+ *   this one's), and how many responses were closed by their client before they were ended.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -65,7 +66,21 @@ const held = (then: (s: HttpSession.HttpSession) => Effect.Effect<void, unknown>
     return json({ before: Option.getOrNull(before) })
   })
 
-const routes = (stats: Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
+// Responses whose connection closed before they were ended: the client gave up on them.
+let aborted = 0
+const makeServer = () => {
+  const server = createServer()
+  server.on("request", (_request, response) => {
+    response.on("close", () => {
+      if (!response.writableEnded) aborted++
+    })
+  })
+  return server
+}
+
+const routes = (
+  stats: Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
+) =>
   HttpRouter.empty.pipe(
     HttpRouter.get("/stats", stats),
     HttpRouter.post(
@@ -104,16 +119,16 @@ const routes = (stats: Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
 
 const main = Effect.gen(function*() {
   const supervisor = yield* Supervisor.track
-  const stats = Effect.sync(() => {
+  const stats = Effect.gen(function*() {
     const gc = (globalThis as { gc?: () => void }).gc
-    gc?.()
-    gc?.()
-    return json({ heapUsed: process.memoryUsage().heapUsed, gc: gc !== undefined })
-  }).pipe(
-    Effect.zip(supervisor.value),
+    if ((yield* param("gc")) !== "0") {
+      gc?.()
+      gc?.()
+    }
     // This request's own fiber is one of them.
-    Effect.map(([response, fibers]) => HttpServerResponse.setHeader(response, "x-fibers", String(fibers.length - 1)))
-  )
+    const fibers = (yield* supervisor.value).length - 1
+    return json({ heapUsed: process.memoryUsage().heapUsed, gc: gc !== undefined, fibers, aborted })
+  })
   const middleware = yield* HttpSession.middleware({
     secrets: [env("APP_SECRET") ?? ""],
     rolling: env("APP_ROLLING") === "1"
@@ -135,7 +150,7 @@ const main = Effect.gen(function*() {
   return yield* HttpServer.serve(app).pipe(
     Layer.merge(announce),
     Layer.provide(store),
-    Layer.provide(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+    Layer.provide(NodeHttpServer.layer(makeServer, { port: 0, host: "127.0.0.1" })),
     Layer.launch,
     Effect.supervised(supervisor)
   )
