@@ -111,7 +111,11 @@ export interface HttpSession {
   readonly unset: (key: string) => Effect.Effect<void, SessionStoreError>
   /** Removes every field; the session itself stays. */
   readonly clear: Effect.Effect<void, SessionStoreError>
-  /** Moves the data to a new id and deletes the old one: call it on login, against session fixation. */
+  /**
+   * Moves the data to a new id and deletes the old one, at the end of the request (or when `id` is
+   * asked): call it on login, against session fixation. If the stored session was destroyed or
+   * revoked meanwhile, nothing moves and the session ends (see `SessionStore.regenerate`).
+   */
   readonly regenerate: Effect.Effect<void, SessionStoreError>
   /** Deletes the session and expires the cookie. Later changes in this request start a new session. */
   readonly destroy: Effect.Effect<void, SessionStoreError>
@@ -121,7 +125,8 @@ export interface HttpSession {
    * under the user, and the old id is deleted. Call it on login. With
    * `options.expire` it also sets the session's lifetime, as
    * {@link HttpSession.setExpire} does ("remember me"); without it, the
-   * session keeps the lifetime it has.
+   * session keeps the lifetime it has. Like `regenerate`, it never brings
+   * back a session revoked meanwhile.
    */
   readonly login: (user: string, options?: LoginOptions) => Effect.Effect<void, SessionStoreError>
   /**

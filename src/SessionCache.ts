@@ -36,6 +36,11 @@ export interface Stats {
   readonly clears: number
   readonly size: number
   readonly mode: Mode
+  /**
+   * Reads and writes in flight whose reply may fill the cache (their tickets). It follows the store's
+   * concurrency and returns to 0 when the store is idle, whatever those operations' outcome.
+   */
+  readonly pending: number
 }
 
 /**

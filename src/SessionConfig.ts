@@ -14,6 +14,7 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as EnvConfig from "./internal/envConfig.js"
 import * as Redact from "./internal/redact.js"
+import * as UrlDatabase from "./internal/redisUrl.js"
 import * as InternalSchema from "./internal/schema.js"
 import type { SessionConfigError } from "./SessionError.js"
 
@@ -126,7 +127,9 @@ const where = ["server", "sock", "url", "sentinels", "cluster"] as const
  * The settings Schema. Exactly one of `server`, `sock`, `url`, `sentinels`
  * and `cluster` says where Redis is; everything else has a default.
  *
- * - `server`: `"host:port"`; `sock`: a unix socket path; `url`: `redis://` or `rediss://` (TLS).
+ * - `server`: `"host:port"`; `sock`: a unix socket path; `url`: `redis://` or `rediss://` (TLS). A database
+ *   the url names (`redis://host/3`, or `?db=3`) must be an integer from 0 to 2^31 − 1, and is the one used;
+ *   a `database` setting that says another is rejected.
  * - `sentinels`: `"host:port"` of one or more Redis Sentinels, with `sentinelMaster` (the master group
  *   name, required) and `sentinelPassword` (if the sentinels require one). The store finds the master
  *   through them and follows failovers.
@@ -198,6 +201,18 @@ export const SessionConfig = Schema.Struct({
     if (s.sentinels === undefined) {
       const stray = (["sentinelMaster", "sentinelPassword"] as const).find((k) => s[k] !== undefined)
       if (stray !== undefined) return { path: [stray], message: `${stray} is only used with sentinels` }
+    }
+    if (s.url !== undefined) {
+      // The url's database wins over the setting in ioredis: a word there crashed the handshake, and
+      // a conflicting `database` setting was silently ignored.
+      const named = UrlDatabase.database(s.url)
+      if (Either.isLeft(named)) return { path: ["url"], message: named.left }
+      if (named.right !== undefined && s.database !== 0 && s.database !== named.right) {
+        return {
+          path: ["database"],
+          message: `Expected one database: the url names ${named.right}, the database setting ${s.database}`
+        }
+      }
     }
     if (s.cluster !== undefined && s.database !== 0) {
       return { path: ["database"], message: "Redis Cluster has only database 0" }

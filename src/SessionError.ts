@@ -128,10 +128,17 @@ export class RedisCommandError extends Schema.TaggedError<RedisCommandError>(
   }
 }
 
+// What an error keeps of a session id: its first six characters and "…", as debug lines show it.
+// A session id is a bearer token, and errors are logged. Idempotent, so that an error decoded or
+// copied keeps the same text.
+const maskId = (id: string): string => id.length === 7 && id.endsWith("…") ? id : `${id.slice(0, 6)}…`
+
 /**
  * A stored session could not be decoded: a field holds something that is not
- * the JSON this library writes. The session id and field name are kept; the
- * value is not, because session values may be secret.
+ * the JSON this library writes. The field name is kept, and of the session id
+ * only its first six characters (`id` is `"AbCdEf…"`, as debug lines show it:
+ * the id is a bearer token); the value is not, because session values may be
+ * secret.
  *
  * @since 0.1.0
  * @category errors
@@ -143,6 +150,13 @@ export class SessionDecodeError extends Schema.TaggedError<SessionDecodeError>(
   field: Schema.String,
   cause: Schema.optional(Schema.Defect)
 }) {
+  constructor(
+    props: { readonly id: string; readonly field: string; readonly cause?: unknown },
+    options?: Schema.MakeOptions
+  ) {
+    super({ ...props, id: maskId(props.id) }, options)
+  }
+
   /**
    * Marks the error as one of this library's (see {@link isSessionError}).
    *
@@ -263,9 +277,10 @@ const describeCause = (cause: unknown): string =>
 
 /**
  * A value could not be written: it has no JSON form (a `bigint`, a cycle, a
- * `toJSON` that throws). Nothing was written. The session id (when the session
- * exists) and the field name are kept; the value is not, because session
- * values may be secret.
+ * `toJSON` that throws). Nothing was written. The field name is kept, and of
+ * the session id (when the session exists) only its first six characters, as
+ * in {@link SessionDecodeError}; the value is not, because session values may
+ * be secret.
  *
  * @since 0.1.0
  * @category errors
@@ -277,6 +292,13 @@ export class SessionEncodeError extends Schema.TaggedError<SessionEncodeError>(
   field: Schema.String,
   detail: Schema.String
 }) {
+  constructor(
+    props: { readonly id?: string | undefined; readonly field: string; readonly detail: string },
+    options?: Schema.MakeOptions
+  ) {
+    super(props.id === undefined ? props : { ...props, id: maskId(props.id) }, options)
+  }
+
   /**
    * Marks the error as one of this library's (see {@link isSessionError}).
    *

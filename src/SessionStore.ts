@@ -40,10 +40,14 @@ export interface SessionStore {
    * Makes a session and writes it at once, under a new random id (256 bits
    * from the CSPRNG), or under `options.id`, replacing any session stored
    * there (for ids made elsewhere, such as express-session's; they must be as
-   * unguessable). With `options.user`, the session is bound to that user
-   * (see {@link SessionStore.sessionsOf}); with `options.expire`, it has its
-   * own sliding lifetime. Fails with `SessionEncodeError` when a value has no
-   * JSON form, or when `options.expire` is not a positive duration.
+   * unguessable). A given id must be 16 to 128 characters of `A-Z a-z 0-9 - _`
+   * (ours are 43, express-session's 32), or `create` fails with
+   * `SessionEncodeError` (`field: "id"`) and writes nothing; the other
+   * operations treat such an id as absent. With `options.user`, the session
+   * is bound to that user (see {@link SessionStore.sessionsOf}); with
+   * `options.expire`, it has its own sliding lifetime. Fails with
+   * `SessionEncodeError` when a value has no JSON form, or when
+   * `options.expire` is not a positive duration.
    */
   readonly create: (data?: SessionData, options?: CreateOptions) => Effect.Effect<Session, SessionStoreError>
   /**
@@ -63,6 +67,25 @@ export interface SessionStore {
   readonly flush: (session: Session) => Effect.Effect<void, SessionStoreError>
   /** Removes a session from the store and from every instance's cache. */
   readonly destroy: (id: string) => Effect.Effect<void, SessionStoreError>
+  /**
+   * Moves `session` to a new random id (against session fixation: on login and
+   * on any change of privilege), atomically with respect to the store's other
+   * operations on every instance: the new id exists only if `session.id` still
+   * did at the moment of the move, and that id is then gone. The new session
+   * holds `session.data`, written whole. It is bound to `options.user` when the
+   * options have that property (`undefined` unbinds); otherwise to whichever
+   * user the stored session is bound to at the moment of the move.
+   *
+   * `None` when the session had been destroyed, revoked (`destroyAll`) or had
+   * expired by then: nothing is created, so a revoked session is never
+   * brought back by a request that read it earlier. A "sign out everywhere"
+   * that runs while the move does ends the new id too. On a failure the move
+   * may or may not have happened, and the new id is deleted if it can be.
+   */
+  readonly regenerate: (
+    session: Session,
+    options?: RegenerateOptions
+  ) => Effect.Effect<Option.Option<Session>, SessionStoreError>
   /** Refreshes a session's lifetime without rewriting its data. */
   readonly touch: (id: string) => Effect.Effect<void, SessionStoreError>
   /**
@@ -74,6 +97,9 @@ export interface SessionStore {
    * Destroys every session bound to `user` but `options.except`, in the store
    * and in every instance's cache ("sign out everywhere"), and returns how
    * many it destroyed. A session rebound to another user meanwhile is spared.
+   * A session that `regenerate` moves to a new id while this runs goes too:
+   * the user's index is listed again after each round of deletions, until a
+   * listing holds nothing new (at most ten rounds, against a flood of logins).
    */
   readonly destroyAll: (user: string, options?: DestroyAllOptions) => Effect.Effect<number, SessionStoreError>
   /** Checks that the backend answers. */
@@ -98,7 +124,7 @@ export interface SessionStore {
  * @category models
  */
 export interface CreateOptions {
-  /** The id to create the session under, instead of a new random one. */
+  /** The id to create the session under, instead of a new random one: 16 to 128 characters of `A-Z a-z 0-9 - _`. */
   readonly id?: string | undefined
   /** The user to bind the session to. */
   readonly user?: string | undefined
@@ -111,6 +137,20 @@ export interface CreateOptions {
    * `Session.expire`.
    */
   readonly expire?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of `regenerate`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RegenerateOptions {
+  /**
+   * The user to bind the new session to (`undefined`: none), as on login. Without this property the
+   * new session keeps the binding the stored session has when it moves.
+   */
+  readonly user?: string | undefined
 }
 
 /**
@@ -248,6 +288,8 @@ export interface Async {
   readonly flush: (session: Session) => Promise<void>
   /** Removes a session from the store and from every instance's cache. */
   readonly destroy: (id: string) => Promise<void>
+  /** Moves a session to a new id; `undefined` when it was gone by then. See `SessionStore.regenerate`. */
+  readonly regenerate: (session: Session, options?: RegenerateOptions) => Promise<Session | undefined>
   /** Refreshes a session's lifetime without rewriting its data. */
   readonly touch: (id: string) => Promise<void>
   /** The live sessions bound to `user`; see `SessionStore.sessionsOf`. */

@@ -89,41 +89,54 @@ describe("ExpressStore lifetimes (connect-redis semantics)", () => {
     const redis = server.client()
     try {
       // No expires (a browser-session cookie): the store's lifetime, and no lifetime field.
-      await set(store, "123", { foo: "bar", cookie: { originalMaxAge: null } })
-      expect(await redis.ttl(key("123"))).toBeGreaterThan(590)
-      expect(await redis.ttl(key("123"))).toBeLessThanOrEqual(600)
-      expect(await redis.hexists(key("123"), Session.expireField)).toBe(0)
-      expect(await get(store, "123")).toMatchObject({ foo: "bar", cookie: { originalMaxAge: null } })
+      await set(store, "12312312312312312312312312312312", { foo: "bar", cookie: { originalMaxAge: null } })
+      expect(await redis.ttl(key("12312312312312312312312312312312"))).toBeGreaterThan(590)
+      expect(await redis.ttl(key("12312312312312312312312312312312"))).toBeLessThanOrEqual(600)
+      expect(await redis.hexists(key("12312312312312312312312312312312"), Session.expireField)).toBe(0)
+      expect(await get(store, "12312312312312312312312312312312")).toMatchObject({
+        foo: "bar",
+        cookie: { originalMaxAge: null }
+      })
 
       const expires = inSeconds(60)
-      await set(store, "456", { cookie: { originalMaxAge: null, expires } })
-      const ttl = await redis.ttl(key("456"))
+      await set(store, "45645645645645645645645645645645", { cookie: { originalMaxAge: null, expires } })
+      const ttl = await redis.ttl(key("45645645645645645645645645645645"))
       expect(ttl).toBeGreaterThan(0)
       expect(ttl).toBeLessThanOrEqual(60)
-      expect(await redis.hget(key("456"), Session.expireField)).toBe("60000")
+      expect(await redis.hget(key("45645645645645645645645645645645"), Session.expireField)).toBe("60000")
       // Touched with an expiry 90 s ahead (no get before it, as connect-redis's test does).
-      await touch(store, "456", { cookie: { originalMaxAge: null, expires: inSeconds(90) } })
-      expect(await redis.ttl(key("456"))).toBeGreaterThan(60)
-      expect(await redis.ttl(key("456"))).toBeLessThanOrEqual(90)
+      await touch(store, "45645645645645645645645645645645", {
+        cookie: { originalMaxAge: null, expires: inSeconds(90) }
+      })
+      expect(await redis.ttl(key("45645645645645645645645645645645"))).toBeGreaterThan(60)
+      expect(await redis.ttl(key("45645645645645645645645645645645"))).toBeLessThanOrEqual(90)
       // The stored data (with its cookie) is what the last set wrote.
-      expect(await get(store, "456")).toMatchObject({ cookie: { expires: expires.toISOString() } })
+      expect(await get(store, "45645645645645645645645645645645")).toMatchObject({
+        cookie: { expires: expires.toISOString() }
+      })
 
       // An express-session Cookie, as express-session hands it over.
       const cookie = new session.Cookie()
       cookie.maxAge = 120_000
-      await set(store, "789", { cookie })
-      expect(await redis.ttl(key("789"))).toBeGreaterThan(110)
-      expect(await redis.ttl(key("789"))).toBeLessThanOrEqual(120)
+      await set(store, "78978978978978978978978978978978", { cookie })
+      expect(await redis.ttl(key("78978978978978978978978978978978"))).toBeGreaterThan(110)
+      expect(await redis.ttl(key("78978978978978978978978978978978"))).toBeLessThanOrEqual(120)
 
       // In the past: the session is deleted, by set and by touch.
-      await set(store, "789", { cookie: { originalMaxAge: null, expires: inSeconds(-60) } })
-      expect(await redis.exists(key("789"))).toBe(0)
-      expect(await get(store, "789")).toBeNull()
-      await touch(store, "456", { cookie: { originalMaxAge: null, expires: inSeconds(-1) } })
-      expect(await redis.exists(key("456"))).toBe(0)
+      await set(store, "78978978978978978978978978978978", {
+        cookie: { originalMaxAge: null, expires: inSeconds(-60) }
+      })
+      expect(await redis.exists(key("78978978978978978978978978978978"))).toBe(0)
+      expect(await get(store, "78978978978978978978978978978978")).toBeNull()
+      await touch(store, "45645645645645645645645645645645", {
+        cookie: { originalMaxAge: null, expires: inSeconds(-1) }
+      })
+      expect(await redis.exists(key("45645645645645645645645645645645"))).toBe(0)
       // A touch of a session that does not exist creates nothing.
-      await touch(store, "nothing", { cookie: { originalMaxAge: null, expires: inSeconds(60) } })
-      expect(await redis.exists(key("nothing"))).toBe(0)
+      await touch(store, "nothingnothingnothingnothingnoth", {
+        cookie: { originalMaxAge: null, expires: inSeconds(60) }
+      })
+      expect(await redis.exists(key("nothingnothingnothingnothingnoth"))).toBe(0)
     } finally {
       await store.close()
       await server.stop()

@@ -895,3 +895,42 @@ describe("HttpSession: arbitrary cookie headers never produce a 5xx", () => {
       })))
   })
 })
+
+// With `rolling`, a request that never touches its session re-sends its cookie. It did so without
+// knowing whether the session still existed: after a regenerate on another instance, such a response
+// could replace the new cookie with the dead one (issue 19, point 9).
+describe("HttpSession: rolling never re-sends a cookie for a session that is gone", () => {
+  layer(redisHarness, { excludeTestServices: true })("two instances on one Redis", (it) => {
+    it.scoped("after a regenerate or a destroy on one instance, the other sends no cookie for the old id", () =>
+      Effect.gen(function*() {
+        const h = yield* Harness
+        const instance = (options: Partial<HttpSession.Input>) =>
+          Effect.flatMap(Layer.build(h.store), (store) => Effect.provide(start(options), store))
+        const a = yield* instance({ rolling: true })
+        const b = yield* instance({ rolling: true })
+        const client = a.client()
+        yield* client.get("/count")
+        const old = client.jar.get("sid")!
+        // Moved to a new id on A; B never read the old one, so it asks Redis.
+        yield* client.post("/regenerate")
+        const current = client.jar.get("sid")!
+        expect(idOf(current)).not.toBe(idOf(old))
+        const stale = yield* b.client().request("/static", { cookie: `sid=${old}` })
+        expect(stale.setCookies).toEqual([])
+        // The live one is rolled, on either instance.
+        for (const app of [a, b]) {
+          const rolled = yield* app.client().request("/static", { cookie: `sid=${current}` })
+          expect(rolled.setCookies.map((c) => c.value)).toEqual([current])
+        }
+        // Destroyed on A: B does not roll it either.
+        yield* client.post("/destroy")
+        expect((yield* b.client().request("/static", { cookie: `sid=${current}` })).setCookies).toEqual([])
+        // Nor does a cookie signed with an older secret come back re-signed for a dead id.
+        const rotating = yield* Effect.flatMap(
+          Layer.build(h.store),
+          (store) => Effect.provide(start({ secrets: [secretB, secretA] }), store)
+        )
+        expect((yield* rotating.client().request("/static", { cookie: `sid=${old}` })).setCookies).toEqual([])
+      }))
+  })
+})

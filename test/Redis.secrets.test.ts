@@ -200,6 +200,20 @@ describe("secrets never reach a config error", () => {
       expectNoSecret(error, [password])
     }).pipe(Effect.scoped))
 
+  // A private key pasted without its "-----BEGIN" line reads as a file path, which could not be
+  // read; the error must not quote it (issue 19, point 5).
+  it.effect("a tls.key that is neither PEM text nor a readable file is not echoed", () =>
+    Effect.gen(function*() {
+      const key = `MIIEvQIBADANBgkqhkiG9w0BAQEFAASC${unique("key")}`
+      for (const given of [key, `${key}\n${key}\n-----END PRIVATE KEY-----\n`]) {
+        const error = yield* Effect.flip(
+          Layer.build(SessionStore.layer({ server: "127.0.0.1:1", tls: { key: given } }))
+        )
+        expect(error._tag === "SessionConfigError" && error.field).toBe("tls.key")
+        expectNoSecret(error, [key, key.slice(0, 24)])
+      }
+    }).pipe(Effect.scoped))
+
   it.effect("from the environment: REDIS_SESSION_URL is named, its credentials are not printed", () =>
     Effect.gen(function*() {
       const password = unique("env-pw")
@@ -213,4 +227,42 @@ describe("secrets never reach a config error", () => {
       expect(String(error)).toContain("URL")
       expectNoSecret(error, [password])
     }).pipe(Effect.scoped))
+})
+
+// A session id is a bearer token: errors about a session show only the six characters that debug
+// lines show (issue 19, point 4).
+describe("session ids never reach a printed error whole", () => {
+  const expectPrefixOnly = (error: unknown, id: string) => {
+    expectNoSecret(error, [id, id.slice(0, 12)])
+    expect(util.inspect(error)).toContain(`${id.slice(0, 6)}…`)
+  }
+
+  it.scopedLive("SessionDecodeError: a stored field that is not JSON", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const store = yield* build(server.settings({ cache: { enabled: false } }))
+      const created = yield* store.create({ ok: 1 })
+      yield* Effect.promise(() => server.client().hset(`session:${created.id}`, "broken", "not json{"))
+      const error = yield* Effect.flip(store.retrieve(created.id))
+      expect(error._tag).toBe("SessionDecodeError")
+      expect(error._tag === "SessionDecodeError" && error.id).toBe(`${created.id.slice(0, 6)}…`)
+      expectPrefixOnly(error, created.id)
+    }))
+
+  it.effect("SessionEncodeError: a value with no JSON form", () =>
+    Effect.gen(function*() {
+      const store = yield* SessionStore.makeMemory()
+      const created = yield* store.create({ ok: 1 })
+      const error = yield* Effect.flip(store.flush({ ...created, data: { bad: 1n } }))
+      expect(error._tag).toBe("SessionEncodeError")
+      expect(error._tag === "SessionEncodeError" && error.id).toBe(`${created.id.slice(0, 6)}…`)
+      expectPrefixOnly(error, created.id)
+    }))
+
+  it("built by hand, the errors keep only the prefix too", async () => {
+    const { SessionDecodeError, SessionEncodeError } = await import("../src/SessionError.js")
+    const id = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde"
+    expectPrefixOnly(new SessionDecodeError({ id, field: "f", cause: "not valid JSON" }), id)
+    expectPrefixOnly(new SessionEncodeError({ id, field: "f", detail: "a bigint has no JSON form" }), id)
+  })
 })

@@ -43,12 +43,25 @@ describe("RequestState transitions", () => {
     expect(Session.diff(plan.flush!).set).toEqual([["b", "2"]])
   })
 
-  it("regenerate: the data moves to a new session and the old id is deleted first", () => {
+  it("regenerate: the data moves to a new session, in one move from the old id", () => {
     const session = stored({ a: 1 })
     const state = RequestState.regenerated(RequestState.loaded(session))
-    expect(RequestState.plan(state, false)).toMatchObject({ retired: [session.id], create: { a: 1 } })
-    // Regenerating again retires nothing more: the new id does not exist yet.
-    expect(RequestState.plan(RequestState.regenerated(state), false).retired).toEqual([session.id])
+    expect(RequestState.plan(state, false)).toMatchObject({
+      retired: [],
+      create: { a: 1 },
+      from: session.id,
+      login: false
+    })
+    // Regenerating again moves from the same id: the new one does not exist yet.
+    expect(RequestState.plan(RequestState.regenerated(state), false)).toMatchObject({ retired: [], from: session.id })
+    // login binds the new id, whatever came before; a regenerate after it keeps that.
+    const login = RequestState.regenerated(state, "ann")
+    expect(RequestState.plan(login, false)).toMatchObject({ from: session.id, login: true, user: "ann" })
+    expect(RequestState.plan(RequestState.regenerated(login), false)).toMatchObject({ login: true, user: "ann" })
+    // Destroyed after a regenerate: the id it would have moved from is deleted, nothing is moved.
+    const gone = RequestState.plan(RequestState.destroyed(state, undefined), false)
+    expect(gone).toMatchObject({ retired: [session.id], create: undefined })
+    expect(gone.from).toBeUndefined()
   })
 
   it("regenerate of a new, empty session still saves it: the handler asked for a session", () => {
@@ -173,6 +186,8 @@ describe("RequestState under arbitrary operation sequences", () => {
       let state = RequestState.loaded(first)
       let data: Record<string, unknown> = first === undefined ? {} : { a: 0 }
       const left = new Set<string>()
+      // Ids a move already took away (an `id` asked after a regenerate moves at once).
+      const moved = new Set<string>()
       for (const o of ops) {
         const current = RequestState.storedId(state)
         switch (o._tag) {
@@ -200,12 +215,13 @@ describe("RequestState under arbitrary operation sequences", () => {
             state = RequestState.destroyed(state, undefined)
             break
           case "issue":
+            if (state._tag === "Regenerated" && state.from !== undefined) moved.add(state.from)
             if (current === undefined) state = RequestState.issued(state, stored(data))
             break
         }
       }
       const plan = RequestState.plan(state, false)
-      expect(new Set(plan.retired)).toEqual(left)
+      expect(new Set([...plan.retired, ...(plan.from === undefined ? [] : [plan.from]), ...moved])).toEqual(left)
       const kept = RequestState.storedId(state)
       if (kept !== undefined) expect(plan.retired).not.toContain(kept)
       const written = plan.flush?.data ?? plan.create ?? (kept !== undefined ? state.data : {})

@@ -30,7 +30,7 @@ const cached = (cache: SessionCache.SessionCache, id: string) =>
   Effect.map(cache.lookup(id, 1), (entry) => Option.fromNullable(entry?.session.data["n"]))
 
 describe("SessionCache partitions", () => {
-  it.effect("every partition starts untracked: nothing is cached until its tracking is on", () =>
+  it.scoped("every partition starts untracked: nothing is cached until its tracking is on", () =>
     Effect.gen(function*() {
       const cache = yield* SessionCache.make({ capacity: 100, ttl: 10_000, maxStaleness: 100, partitionOf })
       yield* cache.reset("Tracking")
@@ -42,7 +42,7 @@ describe("SessionCache partitions", () => {
       expect(yield* cached(cache, "1:a")).toEqual(Option.some(0))
     }))
 
-  it.effect("losing one partition drops its entries only; the others keep serving hits", () =>
+  it.scoped("losing one partition drops its entries only; the others keep serving hits", () =>
     Effect.gen(function*() {
       const cache = yield* make
       yield* fill(cache, "1:a")
@@ -58,7 +58,7 @@ describe("SessionCache partitions", () => {
       expect((yield* cache.stats).mode).toBe("Tracking")
     }))
 
-  it.effect("a ticket taken before its partition moved cannot fill it, even once tracked again", () =>
+  it.scoped("a ticket taken before its partition moved cannot fill it, even once tracked again", () =>
     Effect.gen(function*() {
       const cache = yield* make
       const stale = yield* cache.begin("1:a")

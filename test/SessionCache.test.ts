@@ -22,7 +22,7 @@ const cached = (cache: SessionCache.SessionCache, id: string, now = 1) =>
   Effect.map(cache.lookup(id, now), (entry) => Option.fromNullable(entry?.session.data["n"]))
 
 describe("SessionCache", () => {
-  it.effect("a completed ticket fills the cache, and a hit returns the same frozen value", () =>
+  it.scoped("a completed ticket fills the cache, and a hit returns the same frozen value", () =>
     Effect.gen(function*() {
       const cache = yield* make()
       yield* fill(cache, "a")
@@ -32,7 +32,7 @@ describe("SessionCache", () => {
       expect(Option.getOrThrow(entry!.found)).toBe(entry!.session)
     }))
 
-  it.effect("an invalidation that arrives before the reply revokes the ticket", () =>
+  it.scoped("an invalidation that arrives before the reply revokes the ticket", () =>
     Effect.gen(function*() {
       const cache = yield* make()
       const ticket = yield* cache.begin("a")
@@ -41,7 +41,7 @@ describe("SessionCache", () => {
       expect(yield* cached(cache, "a")).toEqual(Option.none())
     }))
 
-  it.effect("a later operation on the same id revokes the earlier ticket; only the newest fills", () =>
+  it.scoped("a later operation on the same id revokes the earlier ticket; only the newest fills", () =>
     Effect.gen(function*() {
       const cache = yield* make()
       const older = yield* cache.begin("a")
@@ -54,7 +54,7 @@ describe("SessionCache", () => {
       expect(yield* cached(cache, "a")).toEqual(Option.some(3))
     }))
 
-  it.effect("losing tracking (reset) revokes every ticket, and nothing is cached while Off", () =>
+  it.scoped("losing tracking (reset) revokes every ticket, and nothing is cached while Off", () =>
     Effect.gen(function*() {
       const cache = yield* make()
       const ticket = yield* cache.begin("a")
@@ -68,7 +68,7 @@ describe("SessionCache", () => {
       expect(yield* cached(cache, "b")).toEqual(Option.none())
     }))
 
-  it.effect("FLUSHDB (a null invalidation) empties the cache", () =>
+  it.scoped("FLUSHDB (a null invalidation) empties the cache", () =>
     Effect.gen(function*() {
       const cache = yield* make()
       yield* fill(cache, "a")
@@ -78,7 +78,7 @@ describe("SessionCache", () => {
       expect((yield* cache.stats).mode).toBe("Tracking")
     }))
 
-  it.effect("the least recently used entry goes first", () =>
+  it.scoped("the least recently used entry goes first", () =>
     Effect.gen(function*() {
       const cache = yield* make(2)
       yield* fill(cache, "a")
@@ -91,7 +91,7 @@ describe("SessionCache", () => {
       expect((yield* cache.stats).size).toBe(2)
     }))
 
-  it.effect("an entry never outlives its session's lifetime, nor maxStaleness without tracking", () =>
+  it.scoped("an entry never outlives its session's lifetime, nor maxStaleness without tracking", () =>
     Effect.gen(function*() {
       const cache = yield* make()
       yield* fill(cache, "a", 0)
@@ -104,7 +104,7 @@ describe("SessionCache", () => {
       expect(Option.isNone(yield* cached(cache, "b", 100))).toBe(true)
     }))
 
-  it.effect("counts hits, misses and invalidations", () =>
+  it.scoped("counts hits, misses and invalidations", () =>
     Effect.gen(function*() {
       const cache = yield* make()
       yield* cache.lookup("a", 1)

@@ -130,6 +130,17 @@ describe("Redis Cluster", () => {
         expect(yield* b.destroyAll(user, { except: mine[0]! })).toBe(8)
         expect((yield* a.sessionsOf(user)).map((s) => s.id)).toEqual([mine[0]])
         for (const id of mine.slice(1)) expect(Option.isNone(yield* a.retrieve(id))).toBe(true)
+
+        // regenerate across slots (the old and new ids on different masters, the index on a third): the
+        // move happens while the old id lives, and never once it was revoked (issue 19, point 1).
+        const moved = Option.getOrThrow(yield* b.regenerate(Option.getOrThrow(yield* b.retrieve(mine[0]!))))
+        expect((yield* a.sessionsOf(user)).map((s) => s.id)).toEqual([moved.id])
+        expect(Option.isNone(yield* a.retrieve(mine[0]!))).toBe(true)
+        const read = Option.getOrThrow(yield* b.retrieve(moved.id))
+        expect(yield* a.destroyAll(user)).toBe(1)
+        expect(Option.isNone(yield* b.regenerate(read))).toBe(true)
+        expect(Option.isNone(yield* b.regenerate(read, { user }))).toBe(true)
+        expect(yield* a.sessionsOf(user)).toEqual([])
         yield* a.destroy(ids[0]!)
         yield* RedisServer.eventually(
           Effect.flatMap(

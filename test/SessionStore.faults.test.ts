@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { SessionStoreError } from "../src/index.js"
 import { type SessionConfig, SessionStore } from "../src/index.js"
+import * as Session from "../src/internal/codec.js"
 import { change } from "./SessionStoreSpec.js"
 import { RedisServer } from "./support/index.js"
 
@@ -363,4 +364,40 @@ describe("SessionStore faults (real redis-server, SIGKILL/SIGSTOP)", () => {
         })
       )
     }).pipe(guard(30_000, "layer release while Redis is down")))
+
+  // A ticket (the near-cache's permit to install a reply) that its operation never completes must still
+  // be given back: interrupted reads and refused creates used to leave one each, for good (issue 19, point 8).
+  it.scopedLive("interrupted reads and failed creates leave no near-cache ticket behind", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      const raw = server.client()
+      const store = yield* build(server.settings({ commandTimeout: 20_000 }))
+      const created = yield* store.create({ a: 1 })
+      expect((yield* store.cacheStats).pending).toBe(0)
+
+      // Reads sent to a hung server (misses: unknown ids, and a known one not cached here), interrupted.
+      const other = yield* build(server.settings({ commandTimeout: 20_000 }))
+      server.freeze()
+      const reads = yield* Effect.forEach(
+        [...Array.from({ length: 20 }, () => Session.makeId()), created.id],
+        (id) => Effect.fork(other.retrieve(id))
+      )
+      yield* RedisServer.eventually(
+        Effect.flatMap(other.cacheStats, (stats) => stats.pending === 21 ? Effect.void : Effect.fail(stats.pending))
+      )
+      yield* Fiber.interruptAll(reads)
+      server.thaw()
+      expect((yield* other.cacheStats).pending).toBe(0)
+
+      // Creates refused by Redis (OOM), with and without a user.
+      yield* promise(() => raw.config("SET", "maxmemory", "1"))
+      for (const user of [undefined, "ann"]) {
+        for (let i = 0; i < 10; i++) {
+          const error = yield* Effect.flip(store.create({ big: "x".repeat(100) }, { user }))
+          expect(error._tag).toBe("RedisCommandError")
+        }
+      }
+      expect((yield* store.cacheStats).pending).toBe(0)
+      yield* promise(() => raw.config("SET", "maxmemory", "0"))
+    }).pipe(guard(60_000, "tickets")))
 })

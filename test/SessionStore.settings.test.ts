@@ -32,6 +32,37 @@ describe("database", () => {
       expect(yield* Effect.promise(() => server.client().dbsize())).toBe(0)
     }).pipe(RedisServer.hangGuard(20_000, "database 99")))
 
+  // ioredis takes the url's database (its path, else ?db=) over the setting, and sent a word there to
+  // SELECT as NaN: the handshake's error escaped as an uncaught exception (issue 19, point 3).
+  it.scopedLive("a url whose database is not a number in range fails with a SessionConfigError naming url", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      for (const tail of ["/x", "?db=x", "/-1", "/1.5", "/03", "/2147483648", "/3/4", "/3?db=4"]) {
+        const error = yield* Effect.flip(build({ url: `${server.url}${tail}` }))
+        expect(error._tag, tail).toBe("SessionConfigError")
+        expect(error._tag === "SessionConfigError" && error.field, tail).toBe("url")
+      }
+      expect(yield* Effect.promise(() => server.client().dbsize())).toBe(0)
+    }).pipe(RedisServer.hangGuard(20_000, "url databases")))
+
+  it.scopedLive("a url's database the server lacks is reported as that database, not 0", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.scoped()
+      for (const tail of ["/99", "?db=99"]) {
+        const error = yield* Effect.flip(build({ url: `${server.url}${tail}` }))
+        expect(error._tag === "SessionConfigError" && error.field, tail).toBe("database")
+        expect(error.message, tail).toContain("got 99")
+      }
+      // A url that names a database, with a database setting that says another: which one was meant?
+      const conflict = yield* Effect.flip(build({ url: `${server.url}/3`, database: 5 }))
+      expect(conflict._tag === "SessionConfigError" && conflict.field).toBe("database")
+      // The url's database is the one used.
+      const store = yield* build({ url: `${server.url}/2` })
+      const created = yield* store.create({})
+      const raw = server.client({ db: 2 })
+      expect(yield* Effect.promise(() => raw.exists(`session:${created.id}`))).toBe(1)
+    }).pipe(RedisServer.hangGuard(20_000, "url database 99")))
+
   it.scopedLive("the same from the environment fails with a ConfigError naming REDIS_SESSION_DATABASE", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.scoped({ args: ["--databases", "4"] })

@@ -102,6 +102,85 @@ export const sessionStoreSpec = (
         expect(Option.isNone(yield* store.retrieve(""))).toBe(true)
       }))
 
+    // A given id becomes part of a Redis key: `user:{victim}` wrote over victim's index (issue 19,
+    // point 6). Only ids in our alphabet, from express-session's 32 characters to our 43 and beyond, are taken.
+    it.effect("create under a given id: ids of ours and express-session's are taken, others fail typed", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const victim = `victim-${Session.makeId()}`
+        const bound = yield* store.create({ mine: true }, { user: victim })
+        const express = "Ab3dEf6hIj9lMn0pQr5tUv7xYz1_-w2Q" // uid-safe(24), express-session's genid
+        expect((yield* store.create({ a: 1 }, { id: express })).id).toBe(express)
+        expect((yield* retrieveSome(express)).data).toEqual({ a: 1 })
+        const ours = Session.makeId()
+        expect((yield* store.create({ b: 2 }, { id: ours })).id).toBe(ours)
+        for (
+          const id of [
+            `user:{${victim}}`,
+            "user:{x}",
+            "short",
+            "",
+            "a".repeat(129),
+            "has space 0123456789",
+            "ümlaut-0123456789"
+          ]
+        ) {
+          const error = yield* Effect.flip(store.create({ evil: true }, { id, user: victim }))
+          expect(error._tag, id).toBe("SessionEncodeError")
+          expect(error._tag === "SessionEncodeError" && error.field, id).toBe("id")
+          // Nothing of the refused id appears in the error.
+          if (id.length > 6) expect(JSON.stringify(error), id).not.toContain(id)
+        }
+        // Other operations treat such an id as absent, and never touch what its key would name.
+        for (const id of [`user:{${victim}}`, "short"]) {
+          expect(Option.isNone(yield* store.retrieve(id))).toBe(true)
+          yield* store.touch(id)
+          yield* store.destroy(id)
+          yield* store.flush({ id, data: { evil: true } })
+        }
+        expect((yield* store.sessionsOf(victim)).map((s) => s.id)).toEqual([bound.id])
+        expect(yield* store.destroyAll(victim)).toBe(1)
+      }))
+
+    // The move behind HttpSession's regenerate and login (issue 19, point 1).
+    it.effect("regenerate moves a session to a new id, keeping or setting its binding; a gone one stays gone", () =>
+      Effect.gen(function*() {
+        const store = yield* Store
+        const user = `mover-${Session.makeId()}`
+        const old = yield* store.create({ a: 1 }, { user })
+        const moved = Option.getOrThrow(yield* store.regenerate({ ...old, data: { a: 2 } }))
+        expect(moved.id).not.toBe(old.id)
+        expect(Session.isId(moved.id)).toBe(true)
+        expect(moved).toMatchObject({ data: { a: 2 }, user })
+        expect(Option.isNone(yield* store.retrieve(old.id))).toBe(true)
+        expect(yield* retrieveSome(moved.id)).toMatchObject({ data: { a: 2 }, user })
+        expect((yield* store.sessionsOf(user)).map((s) => s.id)).toEqual([moved.id])
+        // login: bound to the given user (undefined unbinds), whatever the session was bound to.
+        const other = `other-${Session.makeId()}`
+        const bound = Option.getOrThrow(yield* store.regenerate(moved, { user: other }))
+        expect((yield* retrieveSome(bound.id)).user).toBe(other)
+        expect(yield* store.sessionsOf(user)).toEqual([])
+        expect((yield* store.sessionsOf(other)).map((s) => s.id)).toEqual([bound.id])
+        const anonymous = Option.getOrThrow(yield* store.regenerate(bound, { user: undefined }))
+        expect((yield* retrieveSome(anonymous.id)).user).toBeUndefined()
+        // Without a user, the binding the stored session has now, not the one it was read with.
+        const read = yield* store.create({}, { user })
+        yield* store.flush({ ...read, user: other })
+        const kept = Option.getOrThrow(yield* store.regenerate(read))
+        expect((yield* retrieveSome(kept.id)).user).toBe(other)
+        // Destroyed, or revoked, meanwhile: nothing is created, whichever way it is asked.
+        const doomed = yield* store.create({ secret: true }, { user })
+        yield* store.destroy(doomed.id)
+        expect(Option.isNone(yield* store.regenerate(doomed))).toBe(true)
+        expect(Option.isNone(yield* store.regenerate(doomed, { user }))).toBe(true)
+        const revoked = yield* store.create({ secret: true }, { user })
+        expect(yield* store.destroyAll(user)).toBe(1)
+        expect(Option.isNone(yield* store.regenerate(revoked))).toBe(true)
+        expect(Option.isNone(yield* store.regenerate(revoked, { user }))).toBe(true)
+        expect(yield* store.sessionsOf(user)).toEqual([])
+        expect(Option.isNone(yield* store.regenerate({ id: "user:{x}", data: {} }))).toBe(true)
+      }))
+
     it.effect("JSON values of every kind round trip", () =>
       Effect.gen(function*() {
         const store = yield* Store

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
 import type { Session } from "../Session.js"
 import { metrics, type Mode, type Stats } from "../SessionCache.js"
 
@@ -109,8 +110,12 @@ export interface SessionCache {
   readonly lookup: (id: string, now: number) => Effect.Effect<Entry | undefined>
   /** The live entry for `id`, if any, without counting a hit or a miss and without marking it used. */
   readonly peek: (id: string, now: number) => Effect.Effect<Entry | undefined>
-  /** Takes a ticket before sending a command whose reply may fill the cache. */
-  readonly begin: (id: string) => Effect.Effect<Ticket>
+  /**
+   * Takes a ticket before sending a command whose reply may fill the cache. It is given back when the
+   * scope closes, however the operation ends (failed, interrupted, or completed with another ticket's
+   * outcome): an id nobody reads again would otherwise keep its ticket for good.
+   */
+  readonly begin: (id: string) => Effect.Effect<Ticket, never, Scope.Scope>
   /**
    * Installs `session` (read or written at `now`, its lifetime last refreshed at `refreshedAt`) if
    * the ticket still holds; otherwise, or when `session` is undefined, drops the id.
@@ -193,7 +198,7 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
     })
 
   const partitionOf = options.partitionOf
-  const begin = (id: string) =>
+  const take = (id: string) =>
     Ref.modify(ref, (state): [Ticket, State] => {
       const partition = partitionOf === undefined ? -1 : partitionOf(id)
       const ticket = {
@@ -206,6 +211,13 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
       state.pending.set(id, ticket.token)
       return [ticket, state]
     })
+  // Only while it is still the id's newest: a later operation's ticket stays.
+  const release = (ticket: Ticket) =>
+    Ref.update(ref, (state) => {
+      if (state.pending.get(ticket.id) === ticket.token) state.pending.delete(ticket.id)
+      return state
+    })
+  const begin = (id: string) => Effect.acquireRelease(take(id), release)
 
   const complete = (ticket: Ticket, session: Session | undefined, now: number, refreshedAt = now) =>
     Ref.update(ref, (state) => {
@@ -315,6 +327,7 @@ const fromRef = (ref: Ref.Ref<State>, options: Options): SessionCache => {
       received: state.received,
       clears: state.clears,
       size: state.entries.size,
+      pending: state.pending.size,
       // Partitioned: "Off" while any partition is untracked (its master's tracking is being set up).
       mode: state.partitionOff.includes(1) ? "Off" : state.mode
     }))

@@ -115,6 +115,31 @@ export const makeId = (): string => {
  */
 export const isId = (u: string): boolean => /^[A-Za-z0-9_-]{43}$/.test(u)
 
+/**
+ * Tells whether a string may name a stored session: an id in the alphabet of
+ * ours (base64url), from 16 to 128 characters, which covers express-session's
+ * (32 characters from uid-safe) and the express-session cookie format. An id
+ * becomes part of a Redis key: any other character (`:`, `{`) could name a key
+ * that is not a session's, such as a user's index.
+ *
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isStorableId = (u: string): boolean => /^[A-Za-z0-9_-]{16,128}$/.test(u)
+
+/**
+ * What `create` fails with under an id that {@link isStorableId} refuses. The
+ * id is not quoted: it was meant to be a bearer token.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unstorableId = (): SessionEncodeError =>
+  new SessionEncodeError({
+    field: "id",
+    detail: "the given session id is not one this store takes: expected 16 to 128 characters of A-Z a-z 0-9 - _"
+  })
+
 // User keys that start with "$" get one more "$", so that no user key can
 // collide with a metadata field ("$" and one letter).
 const toField = (key: string): string => key.charCodeAt(0) === 36 ? "$" + key : key

@@ -149,7 +149,12 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
             }))),
       create: (data = {}, options) =>
         Effect.gen(function*() {
-          const id = options?.id ?? Session.makeId()
+          const given = options?.id
+          // As in Redis, where a given id becomes part of a key.
+          if (given !== undefined && !Session.isStorableId(given)) {
+            return yield* Effect.fail(Session.unstorableId())
+          }
+          const id = given ?? Session.makeId()
           const expire = yield* Session.lifetimeMillis(options?.expire)
           const created = yield* Session.encodeNew(id, data, yield* Clock.currentTimeMillis, options?.user, expire)
           yield* write(id, Object.fromEntries(created.fields))
@@ -199,6 +204,43 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
         }),
       destroy: (id) =>
         Ref.update(entries, (map) => (map.delete(id), map)),
+      // One atomic step here: the old entry is checked, deleted and replaced at once.
+      regenerate: (session, options) =>
+        Effect.gen(function*() {
+          const login = options !== undefined && Object.hasOwn(options, "user")
+          const now = yield* Clock.currentTimeMillis
+          const id = Session.makeId()
+          // The lifetime asked for, or (below) the one stored with the session at the moment of the move.
+          const asked = Object.hasOwn(session, "expire")
+          const expire = asked ? yield* Session.lifetimeMillis(session.expire) : undefined
+          const made = yield* Session.encodeNew(id, session.data, now, undefined, expire)
+          return yield* Ref.modify(entries, (map): [Option.Option<Session.Session>, Map<string, Entry>] => {
+            const entry = map.get(session.id)
+            if (entry === undefined || entry.expiresAt <= now) {
+              return [Option.none(), map]
+            }
+            const stored = Object.hasOwn(entry.fields, Session.expireField)
+              ? Number(entry.fields[Session.expireField])
+              : undefined
+            const life = asked ? expire : stored
+            const user = login
+              ? options.user
+              : Object.hasOwn(entry.fields, Session.userField)
+              ? entry.fields[Session.userField]
+              : undefined
+            const fields: Record<string, string> = Object.fromEntries(made.fields)
+            if (user !== undefined) {
+              fields[Session.userField] = user
+            }
+            if (life !== undefined) {
+              fields[Session.expireField] = String(life)
+            }
+            map.delete(session.id)
+            map.set(id, { fields, expiresAt: expiresAt(fields, now), refreshedAt: now })
+            const snapshot = Session.withExpire(Session.withUser(made.session.snapshot!, user), life)
+            return [Option.some(Session.make(id, now, snapshot)), map]
+          })
+        }),
       touch: (id) =>
         Effect.asVoid(live(id, "always")),
       ping: Effect.void,
@@ -206,7 +248,16 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
         Effect.fail(
           new RedisCommandError({ method: "SessionStore.redis", command: "none: the in-memory backend has no Redis" })
         ),
-      cacheStats: Effect.succeed({ hits: 0, misses: 0, invalidations: 0, received: 0, clears: 0, size: 0, mode: "Off" })
+      cacheStats: Effect.succeed({
+        hits: 0,
+        misses: 0,
+        invalidations: 0,
+        received: 0,
+        clears: 0,
+        size: 0,
+        mode: "Off",
+        pending: 0
+      })
     }
     return store
   })

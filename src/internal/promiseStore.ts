@@ -39,6 +39,7 @@ export const open = async <E>(layer: Layer.Layer<SessionStore, E>): Promise<Asyn
     retrieve: (id) => run(Effect.map(store.retrieve(id), Option.getOrUndefined)),
     flush: (session) => run(store.flush(session)),
     destroy: (id) => run(store.destroy(id)),
+    regenerate: (session, options) => run(Effect.map(store.regenerate(session, options), Option.getOrUndefined)),
     touch: (id) => run(store.touch(id)),
     sessionsOf: (user) => run(store.sessionsOf(user)),
     destroyAll: (user, options) => run(store.destroyAll(user, options)),

@@ -21,6 +21,7 @@ import type { SessionConfig } from "../SessionConfig.js"
 import { type ConnectionReason, RedisCommandError, RedisConnectionError, SessionConfigError } from "../SessionError.js"
 import * as Redact from "./redact.js"
 import * as RedisCluster from "./redisCluster.js"
+import * as RedisUrl from "./redisUrl.js"
 import { maxTimerMillis } from "./schema.js"
 
 /**
@@ -142,18 +143,21 @@ const sentinelOptions = (config: SessionConfig, tls: TlsOptions | undefined): Op
 })
 
 /**
- * A PEM setting: the text itself, or the file that holds it.
+ * A PEM setting: the text itself, or the file that holds it. The value of a
+ * secret one (the private key) is never quoted: a key pasted without its
+ * "-----BEGIN" line reads as a path that cannot be opened.
  */
-const pem = (field: string, value: string): string => {
+const pem = (field: string, value: string, secret = false): string => {
   if (value.includes("-----BEGIN")) return value
   try {
     return readFileSync(value, "utf8")
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "error"
     throw new SessionConfigError({
       field,
-      detail: `Expected PEM text or a readable PEM file, could not read ${JSON.stringify(value)}: ${
-        (error as NodeJS.ErrnoException).code ?? "error"
-      }`
+      detail: secret
+        ? `Expected PEM text (with its -----BEGIN line) or the path of a readable PEM file (${code})`
+        : `Expected PEM text or a readable PEM file, could not read ${JSON.stringify(value)}: ${code}`
     })
   }
 }
@@ -173,7 +177,7 @@ export const tlsOptions = (config: SessionConfig): TlsOptions | undefined => {
   return {
     ...(tls.ca !== undefined ? { ca: pem("tls.ca", tls.ca) } : {}),
     ...(tls.cert !== undefined ? { cert: pem("tls.cert", tls.cert) } : {}),
-    ...(tls.key !== undefined ? { key: pem("tls.key", Redacted.value(tls.key)) } : {}),
+    ...(tls.key !== undefined ? { key: pem("tls.key", Redacted.value(tls.key), true) } : {}),
     ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
     rejectUnauthorized: tls.rejectUnauthorized
   }
@@ -457,9 +461,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const failure = databaseRejected !== undefined
     ? new SessionConfigError({
       field: "database",
-      detail: `Expected a database this server has, got ${config.database} (SELECT answered: ${
-        (databaseRejected as Error).message
-      })`
+      detail: `Expected a database this server has, got ${
+        RedisUrl.describeDatabase(config.url, config.database)
+      } (SELECT answered: ${(databaseRejected as Error).message})`
     })
     : Either.getLeft(attempt).pipe(Option.getOrUndefined)
   if (failure !== undefined) {

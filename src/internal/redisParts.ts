@@ -77,6 +77,17 @@ export interface Parts {
     fallback: (multi: ChainableCommander) => void,
     read: (replies: ReadonlyArray<unknown>) => Scripts.Answer
   ) => Effect.Effect<Scripts.Answer, SessionStoreError>
+  /**
+   * Runs a script that is not a session write (`EVAL`, not a hot path), or, where scripts are refused,
+   * `fallback`: the same steps as plain commands, without the script's atomicity.
+   */
+  readonly evalOr: (
+    method: string,
+    key: string,
+    lua: string,
+    args: ReadonlyArray<string | number>,
+    fallback: (client: Redis.Client) => Promise<unknown>
+  ) => Effect.Effect<unknown, SessionStoreError>
   /** Decodes a hash; a value that does not decode drops the id from the cache and fails. */
   readonly decodeOrDrop: (
     id: string,
@@ -137,8 +148,12 @@ export const make = Effect.fnUntraced(function*(
           `writes fall back to MULTI transactions, which leave a flush of a destroyed session an invisible hash until it expires`
       )
     })
+  // The index part as its own commands: a script on the server's clock, or plain commands on ours
+  // where scripts are refused. Returns how many replies it queued.
   const bindOn = (index: Scripts.IndexArgs) => (multi: ChainableCommander) =>
-    UserIndex.bind(multi, index.key, index.member, index.deadline, index.ttl, index.now)
+    scripted
+      ? UserIndex.bind(multi, index.key, index.member, index.ttl, index.prune)
+      : UserIndex.bindWithoutScripts(multi, index.key, index.member, index.ttl, index.now, index.prune)
 
   const viaMulti = (
     method: string,
@@ -154,13 +169,16 @@ export const make = Effect.fnUntraced(function*(
         batch(method, "MULTI", index.key, bindOn(index)),
         Effect.map(batch(method, "MULTI", key, fallback), read)
       )
-      : Effect.map(
-        batch(method, "MULTI", key, (multi) => {
-          bindOn(index)(multi)
-          fallback(multi)
-        }),
-        (replies) => read(replies.slice(index.now === undefined ? 3 : 4))
-      )
+      : Effect.suspend(() => {
+        let queued = 0
+        return Effect.map(
+          batch(method, "MULTI", key, (multi) => {
+            queued = bindOn(index)(multi)
+            fallback(multi)
+          }),
+          (replies) => read(replies.slice(queued))
+        )
+      })
 
   const viaScript = (
     method: string,
@@ -202,6 +220,17 @@ export const make = Effect.fnUntraced(function*(
       )
       : viaMulti(method, key, index, fallback, read)
 
+  const evalOr: Parts["evalOr"] = (method, key, lua, args, fallback) => {
+    const plain = connection.run(method, "(no scripts)", key, fallback)
+    return scripted
+      ? Effect.catchIf(
+        connection.run(method, "EVAL", key, (client) => client.eval(lua, 1, key, ...args)),
+        (error) => Scripts.isRefused(error.cause),
+        (error) => Effect.zipRight(refused(error), plain)
+      )
+      : plain
+  }
+
   const parts: Parts = {
     config,
     connection,
@@ -227,16 +256,11 @@ export const make = Effect.fnUntraced(function*(
     },
     isOver: (session, now) =>
       absolute !== undefined && session.createdAt !== undefined && session.createdAt + absolute <= now,
-    indexFor: (user, id, now, prune, life) => ({
-      key: indexOf(user),
-      member: id,
-      deadline: now + life,
-      ttl: life,
-      now: prune ? now : undefined
-    }),
+    indexFor: (user, id, now, prune, life) => ({ key: indexOf(user), member: id, ttl: life, prune, now }),
     replicated: (method, key) => waitReplicas(method, key),
     batch,
     write,
+    evalOr,
     decodeOrDrop: (id, fields, previous) => {
       const decoded = Session.decode(id, fields, previous)
       return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.zipRight(cache.remove(id), decoded)

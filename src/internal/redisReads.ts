@@ -31,6 +31,8 @@ export const make = (parts: Parts, refresh: () => Writes["refresh"]): SessionSto
     imported = false
   ): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
     Effect.gen(function*() {
+      // No session can be stored under such an id (see `create`), and its key may be another kind's.
+      if (!Codec.isStorableId(id)) return Option.none()
       const key = keyOf(id)
       const ticket = yield* cache.begin(id)
       // With a legacy prefix, the legacy key is read in the same transaction: one consistent view,
@@ -68,7 +70,7 @@ export const make = (parts: Parts, refresh: () => Writes["refresh"]): SessionSto
       }
       yield* cache.complete(ticket, Option.getOrUndefined(found), now, refreshedAt)
       return found
-    })
+    }).pipe(Effect.scoped)
 
   // After a refresh: what we hold if it is still current; otherwise what the refresh's reply said
   // Redis holds now. Either way the session returned is marked refreshed, a copy made only here (once

@@ -57,6 +57,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
     retrieve,
     flush: writes.flush,
     destroy: writes.destroy,
+    regenerate: writes.regenerate,
     touch: writes.touch,
     ping: Effect.asVoid(connection.run("SessionStore.ping", "PING", "", (client) => client.ping())),
     cacheStats: cache.stats,

@@ -11,6 +11,9 @@ import type { Parts } from "./redisParts.js"
 import * as Tracing from "./tracing.js"
 import * as UserIndex from "./userIndex.js"
 
+// How many rounds of listing and deleting a destroyAll makes at most.
+const maxRevocationRounds = 10
+
 /**
  * The user index operations.
  *
@@ -30,11 +33,13 @@ export const make = (parts: Parts): Users => {
   const { absolute, cache, indexOf, keyOf } = parts
   const { run } = parts.connection
 
-  // The index, pruned and listed in one transaction on its own key.
+  // The index, pruned and listed in one script on its own key, on the server's clock (see UserIndex).
   const membersOf = (method: string, user: string, now: number) =>
     Effect.map(
-      parts.batch(method, "MULTI", indexOf(user), (multi) => UserIndex.list(multi, indexOf(user), now)),
-      (replies) => UserIndex.members(replies[1])
+      parts.evalOr(method, indexOf(user), UserIndex.listScript, [], (client) =>
+        UserIndex.listWithoutScripts(client, indexOf(user), now)),
+      (reply) =>
+        UserIndex.listed(reply, now)
     )
 
   // Per member, commands on its own key, sent at once: one round trip on one server, one per node on
@@ -76,21 +81,28 @@ export const make = (parts: Parts): Users => {
     return infos.sort(UserIndex.oldestFirst)
   }, Tracing.span("SessionStore.sessionsOf"))
 
-  const destroyAll: Users["destroyAll"] = Effect.fnUntraced(function*(user, options) {
-    const except = options?.except
+  // One round: the members not yet tried, deleted where still bound to `user`; how many were live
+  // (-1: none left to try).
+  const revokeRound = Effect.fnUntraced(function*(user: string, except: string | undefined, tried: Set<string>) {
     const index = indexOf(user)
     const members = (yield* membersOf("SessionStore.destroyAll", user, yield* Clock.currentTimeMillis))
       .map(({ id }) => id)
-      .filter((id) => id !== except)
-    if (members.length === 0) return 0
+      .filter((id) => id !== except && !tried.has(id))
+    if (members.length === 0) return -1
+    for (const id of members) tried.add(id)
     const drop = Effect.forEach(members, cache.remove, { discard: true })
     yield* drop
-    const outcomes = yield* run(
-      "SessionStore.destroyAll",
-      "EVAL",
-      index,
-      (client) =>
-        Promise.all(members.map((id) => client.eval(UserIndex.destroyIfBound, 1, keyOf(id), user) as Promise<number>))
+    const outcomes = yield* Effect.forEach(
+      members,
+      (id) =>
+        parts.evalOr(
+          "SessionStore.destroyAll",
+          keyOf(id),
+          UserIndex.destroyIfBound,
+          [user],
+          (client) => UserIndex.destroyIfBoundWithoutScripts(client, keyOf(id), user)
+        ),
+      { concurrency: "unbounded" }
     )
     // A read that started before the deletions may have been answered after them (see destroy).
     yield* drop
@@ -100,6 +112,20 @@ export const make = (parts: Parts): Users => {
       yield* run("SessionStore.destroyAll", "ZREM", index, (client) => client.zrem(index, ...destroyed))
     }
     return destroyed.length
+  })
+
+  // Rounds until a listing holds no member not yet tried. A regenerate lists its new id in the index
+  // before it deletes the old one (see redisWrites' regenerate): if a round's deletion found the old
+  // id already moved, the new id was listed before that deletion, and so is in the next round's listing.
+  const destroyAll: Users["destroyAll"] = Effect.fnUntraced(function*(user, options) {
+    const tried = new Set<string>()
+    let destroyed = 0
+    for (let round = 0; round < maxRevocationRounds; round++) {
+      const count = yield* revokeRound(user, options?.except, tried)
+      if (count < 0) break
+      destroyed += count
+    }
+    return destroyed
   }, Tracing.span("SessionStore.destroyAll"))
 
   return { sessionsOf, destroyAll }

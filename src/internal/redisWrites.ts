@@ -4,9 +4,10 @@
  * (see `scripts.ts` for what it sends and why it ends with a read).
  */
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { SessionStoreError } from "../SessionError.js"
+import { RedisCommandError, type SessionStoreError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
 import type { Ticket } from "./cache.js"
 import * as Session from "./codec.js"
@@ -25,6 +26,12 @@ export type Refreshed =
   | { readonly _tag: "Gone" }
   | { readonly _tag: "Changed"; readonly session: Option.Option<Session.Session> }
 
+// A write's near-cache ticket is scoped to it (see SessionCache.begin), and it gets a span when traced.
+const scopedSpan = (name: string) => <A, E, R>(self: Effect.Effect<A, E, R>) => Tracing.span(name)(Effect.scoped(self))
+
+// How many times a regenerate follows a binding that changed under it before giving up.
+const maxRebinds = 5
+
 const kept: Refreshed = Object.freeze({ _tag: "Kept" })
 const gone: Refreshed = Object.freeze({ _tag: "Gone" })
 
@@ -38,6 +45,7 @@ export interface Writes {
   readonly flush: SessionStore["flush"]
   readonly touch: SessionStore["touch"]
   readonly destroy: SessionStore["destroy"]
+  readonly regenerate: SessionStore["regenerate"]
   /**
    * Refreshes the lifetime of `session`, which we hold, and tells whether Redis still holds the
    * same. The session stays cached only then; when someone else changed it, the script's reply
@@ -73,6 +81,8 @@ export const make = (
 
   const create: Writes["create"] = Effect.fnUntraced(function*(data = {}, options) {
     const given = options?.id
+    // A given id becomes part of a key: one outside our alphabet could name a user's index.
+    if (given !== undefined && !Session.isStorableId(given)) return yield* Effect.fail(Session.unstorableId())
     const user = options?.user
     const expire = yield* Session.lifetimeMillis(options?.expire)
     const life = expire ?? parts.ttl
@@ -96,7 +106,7 @@ export const make = (
     // tracking the key: what we wrote is what Redis holds until an invalidation says otherwise.
     yield* cache.complete(ticket, session, now)
     return session
-  }, Tracing.span("SessionStore.create"))
+  }, scopedSpan("SessionStore.create"))
 
   const refresh: Writes["refresh"] = Effect.fnUntraced(function*(method: string, session: Session.Session) {
     const key = keyOf(session.id)
@@ -125,11 +135,13 @@ export const make = (
         yield* cache.complete(ticket, session, now)
         return kept
       case "Changed":
-        return { _tag: "Changed", session: yield* settle(ticket, session.id, answer.fields, session.snapshot) }
+        return { _tag: "Changed" as const, session: yield* settle(ticket, session.id, answer.fields, session.snapshot) }
     }
-  })
+  }, Effect.scoped)
 
   const destroy: Writes["destroy"] = Effect.fnUntraced(function*(id) {
+    // No session can be stored under such an id (see `create`), and its key may be another kind's.
+    if (!Session.isStorableId(id)) return
     yield* cache.remove(id)
     yield* parts.connection.run("SessionStore.destroy", "DEL", keyOf(id), (client) => client.del(keyOf(id)))
     yield* replicated("SessionStore.destroy", keyOf(id))
@@ -138,6 +150,7 @@ export const make = (
   }, Tracing.span("SessionStore.destroy"))
 
   const touch: Writes["touch"] = Effect.fnUntraced(function*(id) {
+    if (!Session.isStorableId(id)) return
     const entry = yield* cache.peek(id, clock.unsafeCurrentTimeMillis())
     // Cached: refresh it and keep it if nothing changed (see `refresh`).
     if (entry !== undefined) {
@@ -173,6 +186,7 @@ export const make = (
   }, Tracing.span("SessionStore.touch"))
 
   const flush: Writes["flush"] = Effect.fnUntraced(function*(session) {
+    if (!Session.isStorableId(session.id)) return
     // A hand-built session is written whole: against what is stored now.
     const current = session.snapshot === undefined ? Option.getOrUndefined(yield* retrieve(session.id)) : session
     const base = current?.snapshot
@@ -240,7 +254,68 @@ export const make = (
       case "Changed":
         yield* settle(ticket, session.id, answer.fields, delta.next)
     }
-  }, Tracing.span("SessionStore.flush"))
+  }, scopedSpan("SessionStore.flush"))
 
-  return { create, flush, touch, destroy, refresh }
+  // A move across keys that Redis Cluster may put on different nodes, so in single-key steps whose
+  // order makes it atomic for every other operation:
+  // 1. the new session is created, bound (and listed in the user's index) as the old one is believed
+  //    to be; nobody knows its id yet;
+  // 2. a script deletes the old session if it is still alive and bound so (Scripts.moveOut);
+  // 3. if it was gone, the new one is deleted, and the move did not happen; if its binding had
+  //    changed, the new one is deleted and the move tried again with the binding it has now.
+  // A destroy or destroyAll whose deletion of the old id comes before step 2 leaves it gone, so the
+  // move does not happen. One whose deletion comes after step 2 finds the old id moved; destroyAll
+  // then lists the index again and finds the new id, which was listed in step 1 (see destroyAll).
+  // Uninterruptible: an interruption between the steps would leave a session nobody knows.
+  const regenerate: Writes["regenerate"] = Effect.fnUntraced(
+    function*(session, options) {
+      const from = session.id
+      if (!Session.isStorableId(from)) return Option.none()
+      const login = options !== undefined && Object.hasOwn(options, "user")
+      const key = keyOf(from)
+      // The new session keeps the lifetime asked for, or the one the session was read with.
+      const expire = Object.hasOwn(session, "expire")
+        ? session.expire
+        : session.snapshot?.expire === undefined
+        ? undefined
+        : Duration.millis(session.snapshot.expire)
+      // Without a user to bind, a first guess of the stored binding: the one the session was read with.
+      let user = login ? options.user : Object.hasOwn(session, "user") ? session.user : session.snapshot?.user
+      for (let attempt = 0; attempt < maxRebinds; attempt++) {
+        const created = yield* create(session.data, { user, expire })
+        const binding = user === undefined ? "" : `=${user}`
+        const moved = yield* parts.evalOr(
+          "SessionStore.regenerate",
+          key,
+          Scripts.moveOut,
+          [login ? "login" : "keep", binding],
+          (client) => Scripts.moveOutWithoutScripts(client, key, login, binding)
+        ).pipe(Effect.tapError(() => Effect.ignore(destroy(created.id))))
+        if (moved === 1) {
+          yield* cache.remove(from)
+          yield* replicated("SessionStore.regenerate", key)
+          return Option.some(created)
+        }
+        yield* destroy(created.id)
+        if (!Array.isArray(moved)) {
+          // Gone: whatever this instance still holds of it is stale.
+          yield* cache.remove(from)
+          return Option.none()
+        }
+        const bound = String(moved[1])
+        user = bound === "" ? undefined : bound.slice(1)
+      }
+      return yield* Effect.fail(
+        new RedisCommandError({
+          method: "SessionStore.regenerate",
+          command: "EVAL",
+          cause: new Error(`the session's binding changed ${maxRebinds} times while it was being moved`)
+        })
+      )
+    },
+    Effect.uninterruptible,
+    Tracing.span("SessionStore.regenerate")
+  )
+
+  return { create, flush, touch, destroy, refresh, regenerate }
 }

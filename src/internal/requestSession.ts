@@ -38,6 +38,12 @@ const maxCookieLength = 180
  */
 export class RequestSession implements HttpSession {
   private state: RequestState.State = RequestState.unloaded
+  /**
+   * The data with this request's `set`s and `unset`s since it was last handed out: one copy of the
+   * loaded data, changed in place, so that a change costs O(1) and not a copy of the session. It is
+   * frozen into the state (see `published`) before anything reads the data whole or moves the state on.
+   */
+  private draft: Record<string, unknown> | undefined = undefined
   private incoming: Option.Option<SessionCookie.Verified> | undefined = undefined
   private committed = false
   private action: RequestState.CookieAction = RequestState.noCookie
@@ -123,9 +129,30 @@ export class RequestSession implements HttpSession {
 
   /** Moves the loaded state on, loading it first if needed. */
   private update(f: (state: RequestState.Loaded) => RequestState.Loaded): Effect.Effect<void, SessionStoreError> {
-    return this.withLoaded((state) => {
-      this.state = f(state)
+    return this.withLoaded(() => {
+      this.state = f(this.published())
     })
+  }
+
+  /** The loaded state, with the draft's changes frozen into it. */
+  private published(): RequestState.Loaded {
+    const state = this.state as RequestState.Loaded
+    const draft = this.draft
+    if (draft === undefined) return state
+    this.draft = undefined
+    // A copy: changed in place, the draft may have become a hash table (V8 "dictionary mode"), which every
+    // later spread of the data would pay for.
+    return this.state = RequestState.withData(state, Object.freeze({ ...draft }))
+  }
+
+  /** Removes a field; a field that is not there costs nothing, not even a draft. */
+  private remove(key: string): void {
+    if (Object.hasOwn(this.draft ?? (this.state as RequestState.Loaded).data, key)) delete this.edit()[key]
+  }
+
+  /** The draft, copied from the loaded data on the first change since it was last handed out. */
+  private edit(): Record<string, unknown> {
+    return this.draft ??= { ...(this.state as RequestState.Loaded).data }
   }
 
   // -------------------------------------------------------------------------
@@ -144,7 +171,7 @@ export class RequestSession implements HttpSession {
   }
 
   get data(): Effect.Effect<Session.SessionData, SessionStoreError> {
-    return this.withLoaded((state) => state.data)
+    return this.withLoaded(() => this.published().data)
   }
 
   // The operations with arguments are getters that return a bound function, so that a handler may
@@ -153,7 +180,10 @@ export class RequestSession implements HttpSession {
   // used or not (and tsx, which the benchmarks run under, wraps each in a `__name` call).
   get get(): (key: string) => Effect.Effect<Option.Option<unknown>, SessionStoreError> {
     return (key) =>
-      this.withLoaded((state) => Object.hasOwn(state.data, key) ? Option.some(state.data[key]) : Option.none())
+      this.withLoaded((state) => {
+        const data = this.draft ?? state.data
+        return Object.hasOwn(data, key) ? Option.some(data[key]) : Option.none()
+      })
   }
 
   get set(): (key: string, value: unknown) => Effect.Effect<void, SessionStoreError> {
@@ -169,26 +199,24 @@ export class RequestSession implements HttpSession {
         // The cause is not kept: its message may quote the value, which may be secret.
         return Effect.fail(new SessionEncodeError({ field: key, detail: noJsonForm(cause) }))
       }
-      const state = this.state as RequestState.Loaded
       // What is read back now is what the next request will read: the JSON form, frozen.
-      this.state = RequestState.withData(
-        state,
-        encoded === undefined
-          ? omit(state.data, key)
-          : Object.freeze({ ...state.data, [key]: Session.deepFreeze(JSON.parse(encoded)) })
-      )
+      if (encoded === undefined) this.remove(key)
+      else setOwn(this.edit(), key, Session.deepFreeze(JSON.parse(encoded)))
       return Effect.void
     })
   }
 
   get unset(): (key: string) => Effect.Effect<void, SessionStoreError> {
-    return (key) => this.update((state) => RequestState.withData(state, omit(state.data, key)))
+    return (key) => this.withLoaded(() => this.remove(key))
   }
 
   // Operations without arguments are values, as in Effect's own services; getters, so that
   // they cost nothing until used.
   get clear(): Effect.Effect<void, SessionStoreError> {
-    return this.update((state) => RequestState.withData(state, RequestState.emptyData))
+    return this.withLoaded((state) => {
+      this.draft = undefined
+      this.state = RequestState.withData(state, RequestState.emptyData)
+    })
   }
 
   get regenerate(): Effect.Effect<void, SessionStoreError> {
@@ -198,6 +226,7 @@ export class RequestSession implements HttpSession {
   // No load: deleting needs only the id from the cookie.
   get destroy(): Effect.Effect<void, SessionStoreError> {
     return Effect.sync(() => {
+      this.draft = undefined
       this.state = RequestState.destroyed(this.state, Option.getOrUndefined(this.cookie())?.value)
     })
   }
@@ -248,6 +277,7 @@ export class RequestSession implements HttpSession {
       if (user === undefined) return Effect.succeed(0)
       return Effect.map(this.store.destroyAll(user), (count) => {
         // Already deleted with the others: the commit's DEL of it finds nothing, which is harmless.
+        this.draft = undefined
         this.state = RequestState.destroyed(this.state, undefined)
         return count
       })
@@ -265,9 +295,10 @@ export class RequestSession implements HttpSession {
   /** Saves a session that exists only in this request, so that its id is real. */
   private create(): Effect.Effect<string, SessionStoreError> {
     return this.creating ??= singleFlight(Effect.suspend(() => {
-      const state = this.state as RequestState.Loaded
+      const state = this.published()
       const stored = RequestState.storedId(state)
       if (stored !== undefined) return Effect.succeed(stored)
+      if (state._tag === "Regenerated" && state.from !== undefined) return this.move(state, state.from)
       return Effect.map(
         this.store.create(state.data, { user: RequestState.userOf(state), expire: state.expire }),
         (session) => {
@@ -276,6 +307,33 @@ export class RequestSession implements HttpSession {
         }
       )
     }))
+  }
+
+  /**
+   * The id of a regenerated session, asked before the commit: the move happens now. If the session
+   * was gone by then, this request's session has ended, as after `destroy`, and the id is a new one's.
+   */
+  private move(state: RequestState.Loaded & { readonly _tag: "Regenerated" }, from: string) {
+    return Effect.flatMap(
+      this.store.regenerate(
+        { id: from, data: state.data, user: state.user, expire: state.expire },
+        state.login ? { user: state.user } : undefined
+      ),
+      (moved): Effect.Effect<string, SessionStoreError> => {
+        const now = this.state as RequestState.Loaded
+        if (Option.isSome(moved)) {
+          this.state = RequestState.issued(now, moved.value)
+          return Effect.succeed(moved.value.id)
+        }
+        this.draft = undefined
+        this.state = RequestState.destroyed(now, undefined)
+        const data = (this.state as RequestState.Loaded).data
+        return Effect.map(this.store.create(data), (session) => {
+          this.state = RequestState.issued(this.state as RequestState.Loaded, session)
+          return session.id
+        })
+      }
+    )
   }
 
   // -------------------------------------------------------------------------
@@ -289,7 +347,7 @@ export class RequestSession implements HttpSession {
   commit(): Effect.Effect<void, SessionStoreError> | undefined {
     if (this.committed) return undefined
     this.committed = true
-    const state = this.state
+    const state = this.state._tag === "Unloaded" ? this.state : this.published()
     const rolling = this.options.rolling
     if (state._tag === "Unloaded") {
       // Untouched: nothing to write, but a rolling or rotated cookie is sent again. With one secret
@@ -298,13 +356,17 @@ export class RequestSession implements HttpSession {
       const incoming = this.cookie()
       if (Option.isNone(incoming)) return undefined
       const id = incoming.value.value
+      const action = RequestState.cookieFor({ _tag: "Kept", id }, incoming, true, rolling)
+      if (action._tag === "None") return undefined
+      // Only for a session the store still has: after a regenerate or a destroy in a parallel request,
+      // the dead id must not replace the client's new cookie. The read (a cache hit, usually) slides
+      // the session's lifetime as any read does, so a rolling cookie keeps its session alive too.
       // Without an explicit maxAge the cookie follows the session's own lifetime, which only the
-      // stored session knows: read it (a near-cache hit, as a rule). A session that is gone gets no
-      // cookie. This happens only for a rolling cookie, or once per client after a secret rotation.
-      if (this.options.maxAge === undefined && (rolling || incoming.value.rotated)) return this.resend(id)
-      this.action = RequestState.cookieFor({ _tag: "Kept", id }, incoming, true, rolling)
-      // A rolling cookie keeps its session alive too, though the handler never looked at it.
-      return rolling ? this.store.touch(id) : undefined
+      // stored session knows: `resend` reads it and sends nothing for a session that is gone.
+      if (this.options.maxAge === undefined) return this.resend(id)
+      return Effect.map(this.store.retrieve(id), (found) => {
+        if (Option.isSome(found)) this.action = action
+      })
     }
     const plan = RequestState.plan(state, this.options.saveUninitialized)
     if (plan.retired.length === 0 && plan.flush === undefined && plan.create === undefined) {
@@ -354,13 +416,27 @@ export class RequestSession implements HttpSession {
       (Session.hasChanges(plan.flush) || RequestState.changesLifetime(plan.flush))
     const refreshed = follows && (flush || base?.refreshed === true)
     const save: Effect.Effect<RequestState.Outcome, SessionStoreError> = plan.create !== undefined
-      ? Effect.map(
-        store.create(plan.create, { user: plan.user, expire: plan.expire }),
-        (session): RequestState.Outcome => {
-          this.cookieSession = session
-          return { _tag: "Issued", id: session.id }
-        }
-      )
+      ? plan.from !== undefined
+        // A regenerate: one move in the store. Gone meanwhile (destroyed, revoked, expired), the
+        // session has ended for this request too: it is not brought back under a new id.
+        ? Effect.map(
+          store.regenerate(
+            { id: plan.from, data: plan.create, user: plan.user, expire: plan.expire },
+            plan.login ? { user: plan.user } : undefined
+          ),
+          (moved): RequestState.Outcome => {
+            if (Option.isNone(moved)) return { _tag: "Ended" }
+            this.cookieSession = moved.value
+            return { _tag: "Issued", id: moved.value.id }
+          }
+        )
+        : Effect.map(
+          store.create(plan.create, { user: plan.user, expire: plan.expire }),
+          (session): RequestState.Outcome => {
+            this.cookieSession = session
+            return { _tag: "Issued", id: session.id }
+          }
+        )
       : flush
       ? Effect.as(store.flush(plan.flush!), plan.outcome)
       : Effect.succeed(plan.outcome)
@@ -390,9 +466,25 @@ export class RequestSession implements HttpSession {
     // the response: commit here, or the cookie is lost.
     if (!this.committed) {
       const work = this.commit()
-      if (work !== undefined) return Effect.flatMap(Effect.orDie(work), () => this.withCookie(request, response))
+      if (work !== undefined) return Effect.flatMap(Effect.orDie(work), () => this.reply(request, response))
     }
-    return this.withCookie(request, response)
+    return this.reply(request, response)
+  }
+
+  /**
+   * The response to hand to the server: with its cookie, or, when the client has already hung up,
+   * an empty one. @effect/platform-node writes a response in an uninterruptible region (so the commit
+   * above rides through the client's abort, up to `commandTimeout` against a stalled Redis), then
+   * waits for `res.end`'s callback, which Node never calls once the socket is destroyed: the request's
+   * fiber, and everything it holds, stayed for good. An empty body is ended without that wait.
+   */
+  private reply(
+    request: HttpServerRequest.HttpServerRequest,
+    response: HttpServerResponse.HttpServerResponse
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return isGone(request)
+      ? Effect.succeed(HttpServerResponse.empty({ status: 499 }))
+      : this.withCookie(request, response)
   }
 
   private withCookie(
@@ -479,10 +571,13 @@ const singleFlight = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
   })
 }
 
-const omit = (data: Session.SessionData, key: string): Session.SessionData => {
-  if (!Object.hasOwn(data, key)) return data
-  const { [key]: _, ...rest } = data
-  return Object.freeze(rest)
+// Keys come from handlers: "__proto__" must stay an ordinary own key, never become a prototype.
+const setOwn = (record: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") {
+    Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true })
+  } else {
+    record[key] = value
+  }
 }
 
 const noJsonForm = (cause: unknown): string =>
@@ -491,6 +586,17 @@ const noJsonForm = (cause: unknown): string =>
     : cause instanceof TypeError && /bigint/i.test(cause.message)
     ? "the value has no JSON form (a bigint)"
     : "the value has no JSON form (its toJSON failed)"
+
+/** Whether the client has hung up: its Node socket is closed or no longer writable, or its web request aborted. */
+const isGone = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  const source = request.source
+  if (Predicate.hasProperty(source, "socket")) {
+    const socket = source.socket
+    return Predicate.hasProperty(socket, "destroyed") && Predicate.hasProperty(socket, "writable") &&
+      (socket.destroyed === true || socket.writable === false)
+  }
+  return typeof Request !== "undefined" && source instanceof Request && source.signal.aborted
+}
 
 const isHttps = (request: HttpServerRequest.HttpServerRequest, trustProxy: boolean): boolean => {
   if (trustProxy) {

@@ -14,8 +14,10 @@ import type * as SessionCookie from "../SessionCookie.js"
  * - `Unloaded`: the handler has not touched the session; the cookie has not even been verified.
  * - `Active`: the session the request works on. `base` is what the store holds (undefined while
  *   the session exists only in this request); `issued` says the store made it during this request.
- * - `Regenerated`: the data moves to a new id at commit (`regenerate`, against fixation), bound to
- *   `user` (`login` sets it; a plain `regenerate` keeps the binding the session had).
+ * - `Regenerated`: the data moves to a new id at commit (`regenerate`, against fixation), from the
+ *   stored session `from` (if it was stored): the move happens only if `from` still exists then
+ *   (see `SessionStore.regenerate`). `login` binds the new id to `user`; a plain `regenerate` keeps
+ *   the binding `from` has at that moment (`user` is the one it was read with).
  * - `Destroyed`: the session was deleted; data set afterwards starts a new one.
  *
  * `retired` lists the stored ids to delete at commit; `isNew` says the request came without a
@@ -38,6 +40,8 @@ export type State =
     readonly data: Session.SessionData
     readonly expire: Duration.Duration | undefined
     readonly user: string | undefined
+    readonly from: string | undefined
+    readonly login: boolean
     readonly isNew: boolean
     readonly retired: ReadonlyArray<string>
   }
@@ -110,17 +114,22 @@ export const issued = (state: Loaded, session: Session.Session): Loaded => ({
 })
 
 /**
- * `regenerate`: the data will be saved under a new id and the stored session deleted. `login`
- * passes the user to bind the new id to; otherwise the binding stays as it was.
+ * `regenerate`: the data will be moved to a new id and the stored session deleted, in one step of
+ * the store. `login` passes the user to bind the new id to; otherwise the binding stays as it is.
  */
-export const regenerated = (state: Loaded, user: string | undefined = userOf(state)): Loaded => ({
-  _tag: "Regenerated",
-  data: state.data,
-  expire: state.expire,
-  user,
-  isNew: state.isNew,
-  retired: retire(state)
-})
+export const regenerated = (state: Loaded, user?: string): Loaded =>
+  state._tag === "Regenerated"
+    ? { ...state, user: user ?? state.user, login: state.login || user !== undefined }
+    : {
+      _tag: "Regenerated",
+      data: state.data,
+      expire: state.expire,
+      user: user ?? userOf(state),
+      from: storedId(state),
+      login: user !== undefined,
+      isNew: state.isNew,
+      retired: state.retired
+    }
 
 /** The user the request's session is bound to (or will be, once saved). */
 export const userOf = (state: Loaded): string | undefined =>
@@ -141,8 +150,10 @@ export const destroyed = (state: State, cookieId: string | undefined): Loaded =>
     }
     : { _tag: "Destroyed", data: emptyData, expire: undefined, isNew: state.isNew, retired: retire(state) }
 
-const retire = (state: Loaded): ReadonlyArray<string> =>
-  state._tag === "Active" && state.base !== undefined ? [...state.retired, state.base.id] : state.retired
+const retire = (state: Loaded): ReadonlyArray<string> => {
+  const stored = state._tag === "Active" ? state.base?.id : state._tag === "Regenerated" ? state.from : undefined
+  return stored === undefined ? state.retired : [...state.retired, stored]
+}
 
 /** The id the session has in the store, if it has one yet. */
 export const storedId = (state: Loaded): string | undefined => state._tag === "Active" ? state.base?.id : undefined
@@ -208,10 +219,16 @@ export interface Plan {
   readonly flush: Session.Session | undefined
   /** Data to save as a new session. */
   readonly create: Session.SessionData | undefined
-  /** The user to bind the new session to. */
+  /** The user to bind the new session to (with `from` and not `login`: the binding it was read with). */
   readonly user: string | undefined
   /** The new session's own lifetime (`undefined`: the store's). */
   readonly expire: Duration.Duration | undefined
+  /**
+   * The stored session that `create` replaces (a regenerate): the new one is made only if this one
+   * still exists, with its binding unless `login`; if it is gone, the request's session has ended.
+   */
+  readonly from?: string | undefined
+  readonly login?: boolean | undefined
   /** The outcome once the writes succeed; for `create`, the new id replaces the placeholder. */
   readonly outcome: Outcome
 }
@@ -255,6 +272,8 @@ export const plan = (state: Loaded, saveUninitialized: boolean): Plan => {
         create: state.data,
         user: state.user,
         expire: state.expire,
+        from: state.from,
+        login: state.login,
         outcome: none
       }
     case "Destroyed": {

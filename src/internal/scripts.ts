@@ -17,7 +17,7 @@
  */
 import type { ChainableCommander } from "ioredis"
 import { createHash } from "node:crypto"
-import { createdField, versionField } from "./codec.js"
+import { createdField, userField, versionField } from "./codec.js"
 import type * as Redis from "./redis.js"
 import * as UserIndex from "./userIndex.js"
 
@@ -48,12 +48,17 @@ local function each(command, key, from, to, width)
 end`
 
 // The index part, run only when KEYS[2] is given (one server: both keys in one script). The same
-// steps as UserIndex.bind: the member's deadline only ever rises, and the set outlives its members.
+// steps as UserIndex.bindScript, on the server's clock: the member's deadline (now + ARGV[at + 1])
+// only ever rises, the set outlives its members, and with ARGV[at + 3] "1" long-dead members go.
 const bindIndex = `
 local function bind(at)
   local key = KEYS[2]
-  redis.call('ZADD', key, 'GT', ARGV[at + 1], ARGV[at])
-  if ARGV[at + 3] ~= '' then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[at + 3]) end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', key, 'GT', tostring(now + tonumber(ARGV[at + 1])), ARGV[at])
+  if ARGV[at + 3] == '1' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. tostring(now - ${UserIndex.slackMillis}))
+  end
   redis.call('PEXPIRE', key, ARGV[at + 2], 'NX')
   redis.call('PEXPIRE', key, ARGV[at + 2], 'GT')
 end`
@@ -132,6 +137,46 @@ return answer(ARGV[2])`
 )
 
 /**
+ * The second step of a regenerate (see `redisWrites.ts`): deletes the old
+ * session, but only while it is alive and, unless ARGV[1] is "login", bound
+ * as the new one was (ARGV[2]: "" for no user, "=" + user otherwise).
+ * 1: moved; 0: gone (destroyed, revoked or expired); {2, binding}: bound
+ * otherwise now. Not a hot path, so sent as EVAL.
+ *
+ * @internal
+ */
+export const moveOut = `local f = redis.call('HMGET', KEYS[1], '${createdField}', '${userField}')
+if not f[1] then return 0 end
+if ARGV[1] ~= 'login' then
+  local bound = f[2] and ('=' .. f[2]) or ''
+  if bound ~= ARGV[2] then return {2, bound} end
+end
+redis.call('DEL', KEYS[1])
+return 1`
+
+/**
+ * {@link moveOut} as plain commands, where scripts are refused: a read, then
+ * the delete. Not atomic: a revoke landing between the two is undone by the
+ * move (the new session lives), which is why servers that refuse scripts are
+ * only a fallback.
+ *
+ * @internal
+ */
+export const moveOutWithoutScripts = async (
+  client: Redis.Client,
+  key: string,
+  login: boolean,
+  binding: string
+): Promise<unknown> => {
+  const [created, user] = await client.hmget(key, createdField, userField)
+  if (created === null) return 0
+  const bound = user === null ? "" : `=${user}`
+  if (!login && bound !== binding) return [2, bound]
+  await client.del(key)
+  return 1
+}
+
+/**
  * Every script, to load at start.
  *
  * @internal
@@ -146,12 +191,12 @@ export const all: ReadonlyArray<Script> = [create, flush, refresh]
 export interface IndexArgs {
   readonly key: string
   readonly member: string
-  /** The member's deadline (only ever raised). */
-  readonly deadline: number
-  /** The session lifetime, from which the index's own follows. */
+  /** The session lifetime: the member's deadline is that far from the server's now. */
   readonly ttl: number
-  /** When given, members whose deadline is long past are pruned (see UserIndex.bind). */
-  readonly now: number | undefined
+  /** Whether members whose deadline is long past are pruned (see UserIndex.bind). */
+  readonly prune: boolean
+  /** The caller's clock, for the deadlines of a server that refuses scripts only. */
+  readonly now: number
 }
 
 /**
@@ -200,9 +245,9 @@ export const answerOf = (reply: unknown): Answer => {
  */
 export const indexArgs = (index: IndexArgs): ReadonlyArray<string | number> => [
   index.member,
-  index.deadline,
+  index.ttl,
   UserIndex.lifetimeOf(index.ttl),
-  index.now === undefined ? "" : UserIndex.pruneBefore(index.now)
+  index.prune ? "1" : "0"
 ]
 
 /**

@@ -200,8 +200,15 @@ export const start = Effect.fnUntraced(function*(
   }).pipe(lock.withPermits(1))
   if (modeOf(config) === "keys") {
     yield* checkTable
-    yield* Effect.forkScoped(
-      Effect.forever(Effect.delay(checkTable, TrackingTable.checkMillis))
+    // A timer, not a fiber: nothing of the store's stays alive between checks, and it never holds
+    // the process open.
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const timer = setInterval(() => Effect.runFork(checkTable), TrackingTable.checkMillis)
+        timer.unref()
+        return timer
+      }),
+      (timer) => Effect.sync(() => clearInterval(timer))
     )
   }
   data.client.on("close", onClose)

@@ -17,21 +17,58 @@
  *   bind and read: their sessions are certainly gone, so no member is dropped
  *   while its session lives, and the set never grows past the sessions of
  *   one `expire` window.
+ * - Deadlines and the pruning bound are times on the clock of the Redis server
+ *   that holds the index (`TIME`, in the scripts below), never an app
+ *   instance's: instances whose clocks disagree by any amount neither hide
+ *   each other's sessions nor keep pruned ones. On a Cluster the index and a
+ *   session may sit on different nodes; their clocks may differ by up to
+ *   {@link slackMillis} before a member could be pruned while its session lives.
  * - Every command here names one key, so each runs on the slot that holds
  *   it: the user's hash tag puts the set (and anything added per user later)
  *   in one slot on a Cluster, while the session keys stay where they are.
  */
 import type { ChainableCommander } from "ioredis"
 import * as Session from "./codec.js"
+import type * as Redis from "./redis.js"
 
 /**
- * How far apart the clocks of two app instances may be before pruning could
- * drop a live member; and how long (at most `expire`) the index outlives the
- * newest deadline it was given, which covers a refresh that raced a rebind.
+ * How far apart the clocks of two Redis Cluster nodes (the index's and a
+ * session's) may be before pruning could drop a live member; and how long (at
+ * most `expire`) the index outlives the newest deadline it was given, which
+ * covers a refresh that raced a rebind.
  *
  * @internal
  */
 export const slackMillis = 60_000
+
+// The server's time in milliseconds. Lua numbers are doubles, exact for integers far past 2^43 ms;
+// tostring prints them with 14 significant digits, exact for milliseconds until the year 5138.
+const redisNow = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+
+/**
+ * Binds ARGV[1] to the index at KEYS[1] until the server's now + ARGV[2] ms
+ * (the deadline is only ever raised), stretches the set's lifetime to ARGV[3]
+ * ms, and with ARGV[4] = "1" prunes the members whose deadline is more than
+ * {@link slackMillis} past.
+ *
+ * @internal
+ */
+export const bindScript = `${redisNow}
+redis.call('ZADD', KEYS[1], 'GT', tostring(now + tonumber(ARGV[2])), ARGV[1])
+if ARGV[4] == '1' then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(now - ${slackMillis})) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3], 'NX')
+redis.call('PEXPIRE', KEYS[1], ARGV[3], 'GT')
+return 1`
+
+/**
+ * Prunes the index at KEYS[1] as {@link bindScript} does and lists it: the
+ * server's now, then the members with their deadlines (`ZRANGE … WITHSCORES`).
+ *
+ * @internal
+ */
+export const listScript = `${redisNow}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(now - ${slackMillis}))
+return {tostring(now), redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}`
 
 /**
  * The index key of `user`. The braces make the user a hash tag (unless the
@@ -43,51 +80,99 @@ export const slackMillis = 60_000
 export const keyOf = (prefix: string, user: string): string => `${prefix}user:{${user}}`
 
 /**
- * Queues what binds `id` to the index at `key` until at least `deadline`, on
- * a transaction that also writes the session: the member, its deadline (only
- * ever raised), the set's lifetime, and, when `now` is given, the pruning of
- * members whose deadline has passed. Returns how many replies it queued.
+ * Queues what binds `id` to the index at `key` for `ttl` from now (the
+ * server's now), on a transaction that also writes the session: the member,
+ * its deadline (only ever raised), the set's lifetime, and, with `prune`, the
+ * pruning of members whose deadline has passed. Returns how many replies it
+ * queued.
  *
  * @internal
  */
-export const bind = (
-  commands: ChainableCommander,
-  key: string,
-  id: string,
-  deadline: number,
-  ttl: number,
-  now?: number
-): number => {
-  commands.zadd(key, "GT", deadline, id)
-  if (now !== undefined) commands.zremrangebyscore(key, "-inf", `(${pruneBefore(now)}`)
-  // A set made by this ZADD has no TTL, and GT treats that as infinite: NX sets it first.
-  const lifetime = lifetimeOf(ttl)
-  commands.pexpire(key, lifetime, "NX").pexpire(key, lifetime, "GT")
-  return now === undefined ? 3 : 4
+export const bind = (commands: ChainableCommander, key: string, id: string, ttl: number, prune: boolean): number => {
+  commands.eval(bindScript, 1, key, id, ttl, lifetimeOf(ttl), prune ? "1" : "0")
+  return 1
 }
 
 /**
- * The lifetime an index gets at each bind, for sessions of lifetime `ttl`.
+ * What {@link bind} does, as plain commands on the caller's clock: for a
+ * server that refuses scripts only, where deadlines are the app instance's
+ * time `now` (so a clock skew between instances bigger than
+ * {@link slackMillis} could prune a live member). Returns how many replies it
+ * queued.
+ *
+ * @internal
+ */
+export const bindWithoutScripts = (
+  commands: ChainableCommander,
+  key: string,
+  id: string,
+  ttl: number,
+  now: number,
+  prune: boolean
+): number => {
+  commands.zadd(key, "GT", now + ttl, id)
+  if (prune) commands.zremrangebyscore(key, "-inf", `(${now - slackMillis}`)
+  // A set made by this ZADD has no TTL, and GT treats that as infinite: NX sets it first.
+  const lifetime = lifetimeOf(ttl)
+  commands.pexpire(key, lifetime, "NX").pexpire(key, lifetime, "GT")
+  return prune ? 4 : 3
+}
+
+/**
+ * The lifetime an index gets at each bind, for sessions of lifetime `ttl`: it
+ * outlives every member it must list.
  *
  * @internal
  */
 export const lifetimeOf = (ttl: number): number => ttl + Math.min(ttl, slackMillis)
 
 /**
- * Members whose deadline is before this, at `now`, are certainly gone.
+ * {@link listScript} as plain commands on the caller's clock `now`, where
+ * scripts are refused; the same reply.
  *
  * @internal
  */
-export const pruneBefore = (now: number): number => now - slackMillis
+export const listWithoutScripts = async (client: Redis.Client, key: string, now: number): Promise<unknown> => {
+  const replies = await client.multi().zremrangebyscore(key, "-inf", `(${now - slackMillis}`).zrange(
+    key,
+    "0",
+    "-1",
+    "WITHSCORES"
+  ).exec()
+  return [String(now), replies?.[1]?.[1] ?? []]
+}
 
 /**
- * Queues the pruning and listing of an index, and returns how to read the
- * members (with their deadlines) from the replies.
+ * {@link destroyIfBound} as plain commands, where scripts are refused: a read, then the delete
+ * (not atomic: a rebind landing between the two is not spared).
  *
  * @internal
  */
-export const list = (commands: ChainableCommander, key: string, now: number): void => {
-  commands.zremrangebyscore(key, "-inf", `(${now - slackMillis}`).zrange(key, "0", "-1", "WITHSCORES")
+export const destroyIfBoundWithoutScripts = async (
+  client: Redis.Client,
+  key: string,
+  user: string
+): Promise<number> => {
+  const [created, boundTo] = await client.hmget(key, Session.createdField, Session.userField)
+  if (boundTo !== user) return 0
+  await client.del(key)
+  return created === null ? 0 : 1
+}
+
+/**
+ * The reply of {@link listScript}: the members, with their deadlines moved
+ * from the server's clock to `now`, the caller's (so that times derived from
+ * them, such as `lastActiveAt`, are on the caller's clock as the others are).
+ *
+ * @internal
+ */
+export const listed = (
+  reply: unknown,
+  now: number
+): ReadonlyArray<{ readonly id: string; readonly deadline: number }> => {
+  if (!Array.isArray(reply) || reply.length < 2) return []
+  const offset = now - Number(reply[0])
+  return members(reply[1]).map(({ deadline, id }) => ({ id, deadline: deadline + offset }))
 }
 
 /**
