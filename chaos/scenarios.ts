@@ -47,20 +47,18 @@ const visitsOf = (reply: Reply): number | undefined => {
   }
 }
 
-/** The user's live sessions in Redis, with the visits they hold. */
-const sessionsOf = async (server: RedisServer, prefix: string, user: string) => {
+/**
+ * The user's live sessions in Redis, with the visits they hold: those its index lists (a bound session
+ * is listed before it exists), and `also` (ids a response handed out), read directly.
+ */
+const sessionsOf = async (server: RedisServer, prefix: string, user: string, also: ReadonlyArray<string>) => {
   const redis = server.client()
-  const found: Array<{ key: string; visits: number }> = []
-  let cursor = "0"
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-    cursor = next
-    for (const key of keys) {
-      if (key.startsWith(`${prefix}user:`)) continue
-      const [created, bound, visits] = await redis.hmget(key, "$c", "$u", "visits")
-      if (created !== null && bound === user) found.push({ key, visits: visits === null ? 0 : Number(visits) })
-    }
-  } while (cursor !== "0")
+  const listed = await redis.zrange(`${prefix}user:{${user}}`, "0", "-1")
+  const found: Array<{ id: string; visits: number }> = []
+  for (const id of new Set([...listed, ...also])) {
+    const [created, bound, visits] = await redis.hmget(prefix + id, "$c", "$u", "visits")
+    if (created !== null && bound === user) found.push({ id, visits: visits === null ? 0 : Number(visits) })
+  }
   return found
 }
 
@@ -104,7 +102,8 @@ export const regenerateRace = async (
       continue
     }
     if (typeof again.sid === "string" && (visitsOf(again) ?? 0) >= 3) movedFirst++
-    const live = await sessionsOf(server, prefix, name)
+    const handedOut = [again.sid, revoked.sid].filter((sid): sid is string => typeof sid === "string")
+    const live = await sessionsOf(server, prefix, name, handedOut.map((sid) => sid.slice(0, sid.lastIndexOf("."))))
     if (live.some((s) => s.visits >= 3)) revived++
   }
   return { trials, movedBeforeRead, movedFirst, revived, failed }
