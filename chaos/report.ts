@@ -416,7 +416,8 @@ the request fibers still alive (counted by a supervisor) once Redis answered aga
     mib(heapGrowth(result.aborts))
   }** (${(heapGrowth(result.aborts) / result.aborts.requests).toFixed(0)} B per request; the bound is ${
     perRequestLimit / 1024
-  } KiB per request);
+  } KiB per request). Each of those writes created a session, which A's near-cache keeps after the write (up to its
+  capacity, 10,000 entries by default): that bounded cache, not the requests, accounts for most of the growth;
 - request fibers left: **${result.aborts.fibersLeft}**; responses closed by their client before they were ended:
   ${result.aborts.aborted}.
 
