@@ -7,6 +7,9 @@
  * frozen and thawed, and its clients killed, fuzzes cookies and bodies, then
  * checks every acknowledged count against Redis and writes docs/reliability.md.
  *
+ * Then two scenarios (chaos/scenarios.ts): "sign out everywhere" racing a
+ * login on the other instance, and aborted writes under a frozen Redis.
+ *
  * CHAOS_QUICK=1: a ≤ 45 s smoke run; the report goes to a temp file, and the
  * exit code says whether any promise was broken.
  * CHAOS_DEBUG=1: also prints each request that got no response, and the last
@@ -29,11 +32,30 @@ import * as Instances from "./instances.js"
 import * as Load from "./load.js"
 import { emptyFindings } from "./model.js"
 import { markdown, verdict } from "./report.js"
+import * as Scenarios from "./scenarios.js"
 
 const quick = process.env["CHAOS_QUICK"] === "1"
 const settings = quick
-  ? { loadMs: 30_000, clients: 64, maxRequestsPerClient: 1_000, plan: Faults.quickPlan, victims: 4 }
-  : { loadMs: 150_000, clients: 64, maxRequestsPerClient: 5_000, plan: Faults.fullPlan, victims: 8 }
+  ? {
+    loadMs: 30_000,
+    clients: 64,
+    maxRequestsPerClient: 1_000,
+    plan: Faults.quickPlan,
+    victims: 4,
+    races: 20,
+    abortRounds: 5
+  }
+  : {
+    loadMs: 150_000,
+    clients: 64,
+    maxRequestsPerClient: 5_000,
+    plan: Faults.fullPlan,
+    victims: 8,
+    races: 200,
+    abortRounds: 25
+  }
+// Aborted writes per round: reached and abandoned well within commandTimeout.
+const abortBatch = 200
 const thinkMs = [40, 120] as const
 // Far above the bound: only a hang ends a request here.
 const clientTimeoutMs = 20_000
@@ -185,6 +207,21 @@ const main = async (): Promise<number> => {
   const loadMs = Date.now() - loadStart
   log(`load done: ${samples.length} requests, ${fuzzOutcomes.length} fuzz cases in ${(loadMs / 1000).toFixed(1)} s`)
 
+  const raceStarted = Date.now()
+  const race = await Scenarios.regenerateRace(instances, server, config.prefix, settings.races)
+  log(
+    `regenerate vs sign-out-everywhere: ${race.trials} races, ${race.revived} revived sessions (${
+      ((Date.now() - raceStarted) / 1000).toFixed(1)
+    } s)`
+  )
+  const abortsStarted = Date.now()
+  const aborts = await Scenarios.abortedWrites(instances[0], server, settings.abortRounds, abortBatch)
+  log(
+    `aborted writes under a frozen Redis: ${aborts.requests}, heap ${
+      ((aborts.heapAfter - aborts.heapBefore) / 1048576).toFixed(2)
+    } MiB, ${aborts.fibersLeft} fibers left (${((Date.now() - abortsStarted) / 1000).toFixed(1)} s)`
+  )
+
   for (const instance of instances) {
     if (instance.crashed() !== undefined) crashed.push(`${instance.name}: ${instance.crashed()}`)
   }
@@ -215,7 +252,9 @@ const main = async (): Promise<number> => {
     findings,
     fuzz: fuzzOutcomes,
     check,
-    crashed
+    crashed,
+    race,
+    aborts
   }
   if (process.env["CHAOS_DEBUG"] === "1") {
     for (const s of samples.filter((s) => s.status === 0)) {

@@ -5,10 +5,22 @@
 import { type ChildProcess, fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
+/** What an instance reports of itself (see appServer.ts). */
+export interface Stats {
+  /** The heap, after two full GCs when asked for. */
+  readonly heapUsed: number
+  /** Request fibers alive. */
+  readonly fibers: number
+  /** Responses their clients closed before they were ended. */
+  readonly aborted: number
+}
+
 export interface Instance {
   readonly name: string
   readonly port: number
   readonly pid: number | undefined
+  /** Asks the instance for its stats, after full GCs when `gc`. */
+  readonly stats: (gc: boolean) => Promise<Stats>
   /** How the child ended, if it ended before `stop`: a crash. */
   readonly crashed: () => string | undefined
   /** Asks the child to exit (closing its Redis connections), SIGKILL after 5 s. */
@@ -32,8 +44,21 @@ export const start = (name: string, redisUrl: string, secret: string): Promise<I
   new Promise((resolve, reject) => {
     const child = fork(entry, [], {
       env: { ...process.env, CHAOS_REDIS_URL: redisUrl, CHAOS_SECRET: secret },
+      execArgv: [...process.execArgv, "--expose-gc"],
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
+    let asked = 0
+    const stats = (gc: boolean) =>
+      new Promise<Stats>((done) => {
+        const id = ++asked
+        const answer = (message: { readonly type?: string; readonly id?: number } & Stats) => {
+          if (message.type !== "stats" || message.id !== id) return
+          child.off("message", answer)
+          done({ heapUsed: message.heapUsed, fibers: message.fibers, aborted: message.aborted })
+        }
+        child.on("message", answer)
+        child.send({ type: "stats", id, gc })
+      })
     children.add(child)
     let exitedWith: string | undefined
     const guard = setTimeout(() => {
@@ -61,6 +86,6 @@ export const start = (name: string, redisUrl: string, secret: string): Promise<I
           })
           child.kill("SIGTERM")
         })
-      resolve({ name, port, pid: child.pid, crashed: () => exitedWith, stop })
+      resolve({ name, port, pid: child.pid, stats, crashed: () => exitedWith, stop })
     })
   })

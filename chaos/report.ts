@@ -7,6 +7,7 @@ import type { FinalCheck } from "./finalCheck.js"
 import type { FuzzOutcome } from "./fuzz.js"
 import type { Sample } from "./load.js"
 import type { Findings, StaleRead } from "./model.js"
+import type { AbortResult, RaceResult } from "./scenarios.js"
 
 export interface Result {
   readonly quick: boolean
@@ -30,7 +31,15 @@ export interface Result {
   readonly fuzz: ReadonlyArray<FuzzOutcome>
   readonly check: FinalCheck
   readonly crashed: ReadonlyArray<string>
+  readonly race: RaceResult
+  readonly aborts: AbortResult
 }
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`
+const heapGrowth = (aborts: AbortResult) => aborts.heapAfter - aborts.heapBefore
+// The leak this scenario was written for held about 27 KiB per request; a few hundred KiB of growth
+// that does not grow with the number of requests is the allocator's.
+const perRequestLimit = 5 * 1024
 
 const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
@@ -65,13 +74,22 @@ export const verdict = (result: Result): { failures: Array<string>; summary: Arr
   const slow = overBound(result).length + fuzzOverBound(result).length
   if (slow > 0) failures.push(`${slow} requests exceeded the ${result.boundMs} ms bound`)
   if (result.crashed.length > 0) failures.push(`app instances crashed: ${result.crashed.join(", ")}`)
+  if (result.race.revived > 0) failures.push(`${result.race.revived} revoked sessions came back under a new id`)
+  if (result.aborts.fibersLeft > 0) failures.push(`${result.aborts.fibersLeft} aborted requests' fibers never ended`)
+  if (heapGrowth(result.aborts) > perRequestLimit * result.aborts.requests) {
+    failures.push(`aborted writes grew the heap by ${mib(heapGrowth(result.aborts))}`)
+  }
   const worst = Math.max(0, ...result.samples.map((s) => s.ms))
   const ok = result.samples.filter((s) => s.status === 200).length
   const summary = [
     `requests: ${result.samples.length} (${ok} ok), worst ${ms(worst)} against a ${result.boundMs} ms bound`,
     `acknowledged writes lost: ${lost}; read-your-writes violations: ${result.findings.readYourWrites.length}; ` +
     `monotonic-read violations: ${result.findings.monotonic}; cross-instance stale reads: ${result.findings.crossInstance.length}`,
-    `fuzz: ${result.fuzz.length} cases, ${fuzz5xx} 5xx outside faults, ${adopted} forged ids adopted`
+    `fuzz: ${result.fuzz.length} cases, ${fuzz5xx} 5xx outside faults, ${adopted} forged ids adopted`,
+    `regenerate vs sign-out-everywhere: ${result.race.trials} races, ${result.race.revived} revoked sessions came back`,
+    `aborted writes under a frozen Redis: ${result.aborts.requests}, heap growth ${
+      mib(heapGrowth(result.aborts))
+    }, ${result.aborts.fibersLeft} request fibers left`
   ]
   return { failures, summary }
 }
@@ -181,6 +199,14 @@ ${
         } forged ids adopted`
       ],
       ["app instance crashes", result.crashed.length === 0 ? "none" : result.crashed.join(", ")],
+      [
+        "revoked sessions that came back (regenerate racing sign-out-everywhere)",
+        `${result.race.revived} of ${result.race.trials} races`
+      ],
+      [
+        "aborted writes under a frozen Redis",
+        `${result.aborts.requests}: heap ${mib(heapGrowth(result.aborts))}, ${result.aborts.fibersLeft} fibers left`
+      ],
       ["verdict", v.failures.length === 0 ? "every promise below held" : `**broken:** ${v.failures.join("; ")}`]
     ])
   }
@@ -361,6 +387,43 @@ ${
     adopted.length === 0 ? "" : ` (${adopted.slice(0, 5).map((o) => `${o.fuzzCase.name}: ${o.adopted}`).join("; ")})`
   }; victims' sessions changed: ${check.victimsChanged.length === 0 ? "none" : check.victimsChanged.join("; ")}.
 
+## Sign out everywhere, racing a login on the other instance
+
+${result.race.trials} races. Each: a user logs in on A and counts three visits; then, at once (one of the two with a
+random head start of up to 10 ms), the same cookie logs in again on B (\`POST /login\`: \`login\`, which moves the session to a new
+id) and signs out everywhere on A (\`POST /logout-everywhere\`). Afterwards Redis is searched for any session bound to
+the user that holds those visits: that would be the revoked session brought back under a new id. A login that B
+processed after the revocation starts a fresh session from zero visits, which is legitimate; so is the session B
+moved before A's request read it (A then finds no session under the old cookie, answers 401, and revokes nothing).
+
+- revoked sessions that came back: **${result.race.revived}** (of ${
+    result.race.trials - result.race.movedBeforeRead - result.race.failed
+  } races in which A revoked);
+- races in which B's login answered with the moved session, which the revocation then ended too:
+  ${result.race.movedFirst}; races in which B moved the session before A read it: ${result.race.movedBeforeRead};
+  requests answered otherwise: ${result.race.failed}.
+
+## Aborted writes under a frozen Redis
+
+${result.aborts.requests} requests (${
+    result.aborts.requests / result.aborts.batch
+  } rounds of ${result.aborts.batch}, after one round of warm-up), each writing a new session (\`GET /\` without a
+cookie), sent to A while Redis was SIGSTOPped; once every one waited in its write, its client hung up, and once A had
+seen every client go, Redis was SIGCONTed. A's heap, after two full GCs, before the measured rounds and after them, and
+the request fibers still alive (counted by a supervisor) once Redis answered again:
+
+- heap: ${mib(result.aborts.heapBefore)} before, ${mib(result.aborts.heapAfter)} after: **${
+    mib(heapGrowth(result.aborts))
+  }** (${(heapGrowth(result.aborts) / result.aborts.requests).toFixed(0)} B per request; the bound is ${
+    perRequestLimit / 1024
+  } KiB per request). Each of those writes created a session, which A's near-cache keeps after the write (up to its
+  capacity, 10,000 entries by default): that bounded cache, not the requests, accounts for most of the growth;
+- request fibers left: **${result.aborts.fibersLeft}**; responses closed by their client before they were ended:
+  ${result.aborts.aborted}.
+
+Before the fix each such request's fiber waited for good for \`res.end\`'s callback, which Node never calls on a
+destroyed socket: 5,000 of them kept 128 MiB.
+
 ## What we promise, and what we don't
 
 We promise:
@@ -377,6 +440,9 @@ We promise:
 - **A forged, tampered, truncated or oversized cookie gives a fresh session, never an error and never someone else's
   session**; a correctly signed id that the server never created is not adopted (no session fixation). Garbage bodies
   get a 4xx, not a 5xx.
+- **A revoked session never comes back**, not even through a login or regenerate on another instance that read it
+  before the revocation.
+- **A client that hangs up leaves nothing behind**, even while its request waits for a stalled Redis.
 
 We do not promise:
 

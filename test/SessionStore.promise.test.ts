@@ -8,7 +8,7 @@ import { SessionConfigError } from "../src/SessionError.js"
 import { RedisServer } from "./support/index.js"
 
 describe("SessionStore.open (Promise API)", () => {
-  it("creates, reads, flushes, touches and destroys through Promises, and closes once", async () => {
+  it("creates, reads, flushes, touches, regenerates and destroys through Promises, and closes once", async () => {
     const server = await RedisServer.start()
     try {
       const store = await SessionStore.open(server.settings())
@@ -17,8 +17,12 @@ describe("SessionStore.open (Promise API)", () => {
       await store.flush({ ...session, data: { ...session.data, cart: ["apple"] } })
       expect((await store.retrieve(session.id))?.data).toEqual({ cart: ["apple"] })
       await store.touch(session.id)
-      await store.destroy(session.id)
+      const moved = await store.regenerate((await store.retrieve(session.id))!)
+      expect(moved?.data).toEqual({ cart: ["apple"] })
       expect(await store.retrieve(session.id)).toBeUndefined()
+      expect(await store.regenerate(session)).toBeUndefined()
+      await store.destroy(moved!.id)
+      expect(await store.retrieve(moved!.id)).toBeUndefined()
       const closing = store.close()
       expect(store.close()).toBe(closing)
       await closing
