@@ -122,6 +122,11 @@ export const options = (config: SessionConfig, name: string): Options => {
     // newer ones (a lost update). What the server received before the drop may still run; nothing more.
     autoResendUnfulfilledCommands: false,
     retryStrategy: backoffMillis,
+    // ioredis's disconnect() ends the socket and arms a timer (2 s by default) to destroy it if the
+    // server does not close it first, even when the socket is closed already (a refused connect):
+    // that timer kept a process alive 2 s after a failed open. The store disconnects only connections
+    // it gives up on (never ready, or QUIT failed), where no reply is worth waiting for.
+    disconnectTimeout: 0,
     enableAutoPipelining: config.autoPipelining,
     keepAlive: 10_000
   }
@@ -211,6 +216,8 @@ export const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   ) return "Tls"
   if (/certificate|SSL routines|TLS/i.test(message) && !/timed? ?out/i.test(message)) return "Tls"
   if (code === "ECONNREFUSED" || code === "ENOENT") return "Refused"
+  // ioredis's Sentinel connector, once no sentinel answered (or none knew the master).
+  if (/^All sentinels are unreachable/.test(message) && !/timed? ?out/i.test(message)) return "Refused"
   if (code === "ETIMEDOUT" || /timed? ?out/i.test(message)) return "Timeout"
   if (/Connection is closed|isn't writeable|ECONNRESET|EPIPE|socket hang up/i.test(message)) return "Closed"
   return "Unknown"
@@ -391,6 +398,13 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const debug = makeDebug(config.debug, name)
   const secrets = secretsOf(config)
   const redisOptions: Options = yield* clientOptions(() => ({ ...options(config, name), ...makeOptions.overrides }))
+  // Behind Sentinel, ioredis sleeps between rounds over the sentinels, on a timer nothing can cancel.
+  // Until the first connection is up, and once the scope closes, there is no next round: an open
+  // with every sentinel unreachable fails at once and leaves no timer behind.
+  let sentinelRounds = false
+  if (config.sentinels !== undefined) {
+    redisOptions.sentinelRetryStrategy = (attempt) => sentinelRounds ? backoffMillis(attempt) : null
+  }
   const commandBoundMillis = commandBoundOf(config)
   const client = yield* scopedClient(
     () => config.url === undefined ? new IORedis(redisOptions) : new IORedis(config.url, redisOptions),
@@ -468,6 +482,8 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     return yield* Effect.fail(failure)
   }
   yield* debug("connected")
+  sentinelRounds = true
+  yield* Effect.addFinalizer(() => Effect.sync(() => (sentinelRounds = false)))
 
   // Fail fast while the connection is known to be down: otherwise ioredis queues the command until
   // it reconnects or `commandTimeout` passes, and every caller waits that long during an outage. A
