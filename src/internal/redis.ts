@@ -22,6 +22,7 @@ import { type ConnectionReason, RedisCommandError, RedisConnectionError, Session
 import * as Redact from "./redact.js"
 import * as RedisCluster from "./redisCluster.js"
 import { maxTimerMillis } from "./schema.js"
+import * as SentinelWatch from "./sentinelWatch.js"
 
 /**
  * The ioredis options this library sets. `replyMapping` is left out: ioredis
@@ -140,8 +141,8 @@ const sentinelOptions = (config: SessionConfig, tls: TlsOptions | undefined): Op
   ...(tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
   sentinelCommandTimeout: Duration.toMillis(config.connectTimeout),
   sentinelRetryStrategy: backoffMillis,
-  // Subscribes to +switch-master on the sentinels: a failover is followed at once, not at the next error.
-  failoverDetector: true,
+  // Failovers are followed at once, not at the next error, by our own subscribers on the sentinels
+  // (SentinelWatch): ioredis's `failoverDetector` connections have no error listener, and print.
   // A demoted master answers writes with READONLY until its clients are killed: ask the sentinels again.
   reconnectOnError: (error) => error.message.startsWith("READONLY") ? 2 : false
 })
@@ -482,6 +483,7 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     return yield* Effect.fail(failure)
   }
   yield* debug("connected")
+  if (config.sentinels !== undefined) yield* SentinelWatch.start(config, client, name, debug)
   sentinelRounds = true
   yield* Effect.addFinalizer(() => Effect.sync(() => (sentinelRounds = false)))
 
