@@ -10,6 +10,7 @@ import type { SessionStore } from "../SessionStore.js"
 import * as SessionCache from "./cache.js"
 import * as ClusterTracking from "./clusterTracking.js"
 import * as Session from "./codec.js"
+import * as Enumeration from "./enumeration.js"
 import * as LegacyImport from "./legacyImport.js"
 import * as Redis from "./redis.js"
 import * as Replication from "./replication.js"
@@ -457,5 +458,5 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
           )
       })
   }
-  return store
+  return Enumeration.register(store, Enumeration.redis(config, connection, isOver))
 })
