@@ -9,6 +9,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { globalValue } from "effect/GlobalValue"
 import * as Option from "effect/Option"
 import { Cluster } from "ioredis"
 import type { Session } from "../Session.js"
@@ -30,7 +31,11 @@ export interface Enumeration {
   readonly peek: (id: string) => Effect.Effect<Option.Option<Session>, SessionStoreError>
 }
 
-const registry = new WeakMap<SessionStore, Enumeration>()
+// Global, so that two copies of this module (an ES module and a CommonJS one, say) share it.
+const registry = globalValue(
+  Symbol.for("effect-session-redis/Enumeration"),
+  () => new WeakMap<SessionStore, Enumeration>()
+)
 
 /**
  * Records how `store` enumerates its sessions; returns the store.
