@@ -355,7 +355,9 @@ export const scopedClient = <
  * while the next connection is still asking the sentinels for the master
  * (ioredis 6.0.0 cleans that detector up only once a new socket is open). Left
  * alone, every later call would fail with "Connection is closed." until a
- * restart.
+ * restart. (The store now follows failovers with its own subscribers, not
+ * ioredis's detector; any other failure of the connector ends a connection
+ * the same way, so the revival stays.)
  */
 const reviveOnEnd = (client: IORedis): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
