@@ -217,8 +217,13 @@ export const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   ) return "Tls"
   if (/certificate|SSL routines|TLS/i.test(message) && !/timed? ?out/i.test(message)) return "Tls"
   if (code === "ECONNREFUSED" || code === "ENOENT") return "Refused"
-  // ioredis's Sentinel connector, once no sentinel answered (or none knew the master).
-  if (/^All sentinels are unreachable/.test(message) && !/timed? ?out/i.test(message)) return "Refused"
+  // ioredis's Sentinel connector, once no sentinel answered (or none knew the master): the reason of
+  // the last sentinel's failure, when it tells one.
+  if (/^All sentinels are unreachable/.test(message)) {
+    const last = /Last error: (.*)$/.exec(message)?.[1]
+    const reason = last === undefined ? undefined : reasonOf(new Error(last))
+    return reason === undefined || reason === "Unknown" ? "Refused" : reason
+  }
   if (code === "ETIMEDOUT" || /timed? ?out/i.test(message)) return "Timeout"
   if (/Connection is closed|isn't writeable|ECONNRESET|EPIPE|socket hang up/i.test(message)) return "Closed"
   return "Unknown"
