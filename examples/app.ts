@@ -18,18 +18,23 @@
  *   or 404.
  * - `GET /` with `Accept: text/html` → the same visit, as a small HTML page with forms for all of the
  *   above; the forms post `application/x-www-form-urlencoded` and get a 303 back to `/`.
- * - a store failure → 503 with `{"error": ...}`.
+ * - a store failure → 503 with `{"error": ...}`, or a small HTML page for a browser (`Accept: text/html`).
+ *
+ * The page also shows what the library did for this request: whether its session came from this
+ * instance's near-cache (no Redis command) or from Redis, and the near-cache's counters.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { createHmac } from "node:crypto"
 import * as HttpSession from "../src/HttpSession.js"
+import type * as SessionCache from "../src/SessionCache.js"
 import type { SessionConfigError } from "../src/SessionConfig.js"
 import type { RedisConnectionError } from "../src/SessionError.js"
 import * as SessionStore from "../src/SessionStore.js"
@@ -107,6 +112,68 @@ const makeHandles = (secret: Redacted.Redacted<string> | string): Handles => {
 
 const iso = (millis: number) => Number.isFinite(millis) ? new Date(millis).toISOString() : null
 
+/** Where this request's session came from, for the page. */
+type Source = "near-cache" | "redis" | "memory" | "new"
+
+const readSource = FiberRef.unsafeMake<Source>("new")
+
+/**
+ * The store as the demo uses it: each read also records, for the request's fiber, whether the
+ * near-cache answered it. A miss always counts one more miss in the cache's own counters, and a hit
+ * counts none, so comparing them before and after the read tells, whatever other requests do meanwhile.
+ */
+const observed = (store: SessionStore.SessionStore): SessionStore.SessionStore => ({
+  ...store,
+  retrieve: (id) =>
+    Effect.flatMap(
+      store.cacheStats,
+      (before) =>
+        Effect.tap(store.retrieve(id), (found) =>
+          Effect.flatMap(store.cacheStats, (after) =>
+            FiberRef.set(
+              readSource,
+              Option.isNone(found)
+                ? "new"
+                : store.backend === "memory"
+                ? "memory"
+                : after.misses > before.misses
+                ? "redis"
+                : "near-cache"
+            )))
+    )
+})
+const observedStores = new WeakMap<SessionStore.SessionStore, SessionStore.SessionStore>()
+const observe = (store: SessionStore.SessionStore): SessionStore.SessionStore => {
+  let found = observedStores.get(store)
+  if (found === undefined) observedStores.set(store, found = observed(store))
+  return found
+}
+
+const sourceText: Record<Source, string> = {
+  "near-cache": "this instance's near-cache: no Redis command",
+  redis: "Redis (a near-cache miss; the next read of it is a hit)",
+  memory: "the in-memory store (no Redis, no near-cache)",
+  new: "nowhere: this is a new session"
+}
+
+// Times as a person reads them: the demo's own local time (it runs on your machine), and how long ago.
+const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" })
+const ago = (millis: number, now: number) => {
+  const seconds = Math.round((millis - now) / 1000)
+  const [value, unit] = Math.abs(seconds) < 90
+    ? [seconds, "s"]
+    : Math.abs(seconds) < 5400
+    ? [Math.round(seconds / 60), "min"]
+    : [Math.round(seconds / 3600), "h"]
+  return value === 0 ? "now" : value < 0 ? `${-value} ${unit} ago` : `in ${value} ${unit}`
+}
+const when = (isoTime: string | null, now: number) => {
+  const millis = isoTime === null ? NaN : Date.parse(isoTime)
+  return Number.isFinite(millis)
+    ? `<time datetime="${isoTime}">${escapeHtml(timeFormat.format(millis))} (${ago(millis, now)})</time>`
+    : ""
+}
+
 /** The user's sessions as the API and the page show them: no ids. */
 const listSessions = (handles: Handles) =>
   Effect.map(HttpSession.HttpSession, (session) =>
@@ -129,6 +196,9 @@ const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.char
 /** The page: server-rendered, plain forms, no script. */
 const page = (view: {
   readonly visits: number
+  readonly source: Source
+  readonly cache: SessionCache.Stats | undefined
+  readonly now: number
   readonly user: string | null
   readonly sessions: ReadonlyArray<
     {
@@ -142,8 +212,8 @@ const page = (view: {
 }) => {
   const rows = view.sessions.map((s) =>
     `<li data-current="${s.current}">${s.current ? "<strong>this browser</strong>" : "another browser"} · signed in ${
-      escapeHtml(s.createdAt ?? "")
-    } · last active ${escapeHtml(s.lastActiveAt ?? "")} · expires ${escapeHtml(s.expiresAt ?? "")}
+      when(s.createdAt, view.now)
+    } · last active ${when(s.lastActiveAt, view.now)} · expires ${when(s.expiresAt, view.now)}
       <form method="post" action="/sessions/revoke"><input type="hidden" name="handle" value="${
       escapeHtml(s.handle)
     }"><button type="submit">Revoke</button></form></li>`
@@ -172,15 +242,33 @@ ${rows}
     body { font: 16px/1.5 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; color: #222 }
     li { margin: .5rem 0 } li form, form { display: inline-block; margin: .25rem .5rem .25rem 0 }
     button { font: inherit; padding: .2rem .8rem } li[data-current="true"] { background: #eef6ee }
+    time { white-space: nowrap } #library { color: #555; font-size: .9rem }
   </style>
 </head>
 <body>
   <h1>effect-session-redis demo</h1>
   <p>Visits in this session: <strong id="visits">${view.visits}</strong></p>
   ${account}
+  ${library(view)}
 </body>
 </html>
 `
+}
+
+/** What the library did for this request: where the session came from, and the near-cache's counters. */
+const library = (view: { readonly source: Source; readonly cache: SessionCache.Stats | undefined }) => {
+  const cache = view.cache
+  const counters = cache === undefined
+    ? ""
+    : `<p id="cache">This instance's near-cache: mode <span data-stat="mode">${cache.mode}</span> · ${
+      (["hits", "misses", "invalidations", "clears", "size"] as const).map((stat) =>
+        `${stat === "size" ? "sessions held" : stat} <span data-stat="${stat}">${cache[stat]}</span>`
+      ).join(" · ")
+    }</p>`
+  return `<section id="library">
+    <p id="source" data-source="${view.source}">This request's session came from ${sourceText[view.source]}.</p>
+    ${counters}
+  </section>`
 }
 
 /** The routes, before the session middleware; `handles` names sessions on the page. */
@@ -192,8 +280,11 @@ export const routes = (handles: Handles) =>
         const count = yield* AppSession.modify("visits", (n) => Option.getOrElse(n, () => 0) + 1)
         const user = Option.getOrNull(yield* AppSession.get("user"))
         if (!(yield* wantsHtml)) return json({ visits: count, user })
+        const source = yield* FiberRef.get(readSource)
+        const store = yield* SessionStore.SessionStore
+        const cache = store.backend === "redis" ? yield* store.cacheStats : undefined
         const sessions = user === null ? [] : yield* listSessions(handles)
-        return HttpServerResponse.html(page({ visits: count, user, sessions }))
+        return HttpServerResponse.html(page({ visits: count, source, cache, now: Date.now(), user, sessions }))
       })
     ),
     HttpRouter.post(
@@ -279,14 +370,48 @@ export const routes = (handles: Handles) =>
     )
   )
 
+/** An error as a browser gets it: a page that says what happened, in the page's style. */
+const errorPage = (title: string, text: string, status: number) =>
+  HttpServerResponse.text(
+    `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>${title} · effect-session-redis demo</title>
+  <style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; color: #222 }</style>
+</head>
+<body>
+  <h1 id="error">${title}</h1>
+  <p>${text}</p>
+  <p><a href="/">Try again</a></p>
+</body>
+</html>
+`,
+    { status, contentType: "text/html; charset=utf-8" }
+  )
+
+/** `json({ error })` for API clients, an error page for a browser. */
+const failure = (error: string, status: number, page: () => HttpServerResponse.HttpServerResponse) =>
+  Effect.map(wantsHtml, (html) => html ? page() : json({ error }, status))
+
 const storeUnavailable = (error: { readonly message: string }) =>
-  Effect.as(
+  Effect.zipRight(
     Effect.logWarning("session store unavailable", error.message),
-    json({ error: "session store unavailable" }, 503)
+    failure("session store unavailable", 503, () =>
+      errorPage(
+        "Sessions are unavailable",
+        "The session store (Redis) does not answer right now. Nothing is lost: it reconnects by itself, and this page works again as soon as it is back.",
+        503
+      ))
   )
 
 const sessionUnreadable = (error: { readonly message: string }) =>
-  Effect.as(Effect.logError("session data unreadable", error.message), json({ error: "session data unreadable" }, 500))
+  Effect.zipRight(
+    Effect.logError("session data unreadable", error.message),
+    failure("session data unreadable", 500, () =>
+      errorPage("Your session could not be read", "Its stored data is not what this app wrote. Log in again.", 500))
+  )
 
 /**
  * The app: the routes with the session middleware, and the errors mapped to
@@ -297,6 +422,8 @@ export const make = (options: HttpSession.Input) =>
   Effect.map(HttpSession.middleware(options), (session) =>
     routes(makeHandles(options.secrets[0]!)).pipe(
       session,
+      // The page tells whether each request's session came from the near-cache (see `observed`).
+      Effect.updateService(SessionStore.SessionStore, observe),
       Effect.catchTags({
         RedisConnectionError: storeUnavailable,
         RedisCommandError: storeUnavailable,

@@ -12,7 +12,9 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import session from "express-session"
 import * as Session from "./internal/codec.js"
+import * as Enumeration from "./internal/enumeration.js"
 import type * as SessionConfig from "./SessionConfig.js"
+import { RedisCommandError, type SessionStoreError } from "./SessionError.js"
 import * as SessionStore from "./SessionStore.js"
 
 type Callback = (error?: unknown) => void
@@ -26,14 +28,23 @@ type Record_ = Record<string, unknown>
 
 /**
  * An express-session store backed by a `SessionStore`. Pass it to
- * `session({ store, ... })` unchanged. `get`, `set`, `touch` and `destroy`
- * call back with this library's typed errors (`RedisConnectionError`, ...)
- * themselves, so an Express error handler can test `_tag` or `instanceof`.
+ * `session({ store, ... })` unchanged. Every method that sends a command
+ * (`get`, `set`, `destroy`, `all`, `length`, `clear`) calls back with this
+ * library's typed errors (`RedisConnectionError`, ...) themselves, so an
+ * Express error handler can test `_tag` or `instanceof`; so does `touch`
+ * when it has to ask Redis (see there); after a `get` of the same session
+ * with an unchanged cookie lifetime it sends nothing and cannot fail.
  *
- * `all`, `length` and `clear` are left out on purpose: the store keeps no
- * index of its sessions, so each would be a SCAN over the whole keyspace,
- * unbounded in time and memory, and `clear` would also wipe the sessions of
- * the app's Effect half. express-session never calls them itself.
+ * Callbacks are called on a tick of their own, outside any promise: an
+ * exception thrown by a callback is an `uncaughtException`, as with
+ * express-session's MemoryStore, not an `unhandledRejection`.
+ *
+ * The optional `all`, `length` and `clear` are there (express-session's own
+ * tests use them), but they are administrative: the store keeps no index of
+ * its sessions, so each is a SCAN over the keys under the prefix (on every
+ * master of a Cluster), in pages, and costs time in proportion to the number
+ * of sessions. `clear` also ends the sessions of the app's Effect half, which
+ * share the prefix. express-session never calls them itself.
  *
  * @since 0.1.0
  * @category models
@@ -76,9 +87,9 @@ export class ExpressStore extends session.Store {
    * @since 0.1.0
    */
   get(sid: string, callback: (error: unknown, session?: session.SessionData | null) => void): void {
-    run(this.store.retrieve(sid)).then(
-      (found) => callback(null, Option.isSome(found) ? this.inflate(found.value) : null),
-      (error: unknown) => callback(error)
+    settle(
+      run(this.store.retrieve(sid)).then((found) => Option.isSome(found) ? this.inflate(found.value) : null),
+      callback
     )
   }
 
@@ -107,14 +118,13 @@ export class ExpressStore extends session.Store {
     const write = read !== undefined && read.id === sid
       ? this.flushDelta(read, data, lifetime)
       : run(this.store.create(data, { id: sid, expire: lifetime }))
-    write.then(
-      (next) => {
+    settle(
+      write.then((next) => {
         // A second save in the same request (an explicit `req.session.save()`, then the one at the
         // end) is a delta against what the first one wrote.
         if (cookie !== undefined) this.loaded.set(cookie, next)
-        callback?.()
-      },
-      (error: unknown) => callback?.(error)
+      }),
+      callback
     )
   }
 
@@ -137,7 +147,11 @@ export class ExpressStore extends session.Store {
     if (lifetime === null) return this.destroy(sid, callback)
     const cookie = sess.cookie as object | undefined
     const read = cookie === undefined ? undefined : this.loaded.get(cookie)
-    if (read !== undefined && read.id === sid && sameLifetime(read.expire, lifetime)) return callback?.()
+    if (read !== undefined && read.id === sid && sameLifetime(read.expire, lifetime)) {
+      // On a tick of its own, as every callback here: an exception it throws is the app's.
+      if (callback !== undefined) process.nextTick(callback)
+      return
+    }
     const store = this.store
     settle(
       run(
@@ -164,6 +178,48 @@ export class ExpressStore extends session.Store {
   }
 
   /**
+   * Calls back with every live session, as an object keyed by session id (the
+   * part of each Redis key after `prefix`; express-session's MemoryStore
+   * returns the same shape), each a fresh copy of its data with its `cookie`.
+   * Reading them refreshes no lifetime and fills no cache. A SCAN over the
+   * prefix: see the class's note on its cost.
+   *
+   * @since 0.2.0
+   */
+  override all(
+    callback: (error: unknown, sessions?: { [sid: string]: session.SessionData } | null) => void
+  ): void {
+    settle(run(Effect.flatMap(this.enumeration(), (sessions) => collect(sessions))), callback)
+  }
+
+  /**
+   * Calls back with the number of stored sessions (a SCAN over the prefix).
+   *
+   * @since 0.2.0
+   */
+  override length(callback: (error: unknown, length?: number) => void): void {
+    settle(run(Effect.map(this.enumeration(), (sessions) => sessions.ids)).then((ids) => ids.length), callback)
+  }
+
+  /**
+   * Destroys every stored session, in Redis and in every instance's near-cache,
+   * the app's Effect half's sessions included (they share the prefix).
+   *
+   * @since 0.2.0
+   */
+  override clear(callback?: Callback): void {
+    settle(
+      run(
+        Effect.flatMap(
+          this.enumeration(),
+          (sessions) => Effect.forEach(sessions.ids, (id) => this.store.destroy(id), { concurrency: 64, discard: true })
+        )
+      ),
+      callback
+    )
+  }
+
+  /**
    * Closes what {@link open} opened; a store made with {@link fromStore} leaves
    * the shared store open. Calling it again returns the same Promise.
    *
@@ -173,6 +229,27 @@ export class ExpressStore extends session.Store {
     return this.closing ??= this.release()
   }
   private closing: Promise<void> | undefined
+
+  /**
+   * The ids of the stored sessions, and how to read one without touching it.
+   *
+   * @internal
+   */
+  private enumeration(): Effect.Effect<
+    { readonly ids: ReadonlyArray<string>; readonly peek: Enumeration.Enumeration["peek"] },
+    SessionStoreError
+  > {
+    const enumeration = Enumeration.of(this.store)
+    return enumeration === undefined
+      ? Effect.fail(
+        new RedisCommandError({
+          method: "ExpressStore.all",
+          command: "SCAN",
+          cause: new Error("the store was not made by effect-session-redis: it cannot list its sessions")
+        })
+      )
+      : Effect.map(enumeration.ids, (ids) => ({ ids, peek: enumeration.peek }))
+  }
 
   /**
    * A fresh mutable copy of a stored session for express-session, whose
@@ -300,6 +377,35 @@ const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>
     Exit.isSuccess(exit) ? exit.value : Promise.reject(Cause.squash(exit.cause))
   )
 
-const settle = (promise: Promise<unknown>, callback: Callback | undefined): void => {
-  promise.then(() => callback?.(), (error: unknown) => callback?.(error))
+// The callback runs on a tick of its own, outside the promise: what it throws is an uncaughtException
+// (as with express-session's MemoryStore), not a rejection nobody handles.
+const settle = <A>(promise: Promise<A>, callback: ((error: unknown, value?: A) => void) | undefined): void => {
+  if (callback === undefined) {
+    promise.catch(() => undefined)
+    return
+  }
+  promise.then(
+    (value) => process.nextTick(callback, null, value),
+    (error: unknown) => process.nextTick(callback, error)
+  )
 }
+
+// Every session the enumeration lists and can still read, keyed by id, as express-session reads them.
+const collect = (
+  sessions: { readonly ids: ReadonlyArray<string>; readonly peek: Enumeration.Enumeration["peek"] }
+): Effect.Effect<{ [sid: string]: session.SessionData }, SessionStoreError> =>
+  Effect.map(
+    Effect.forEach(sessions.ids, (id) => Effect.map(sessions.peek(id), (found) => [id, found] as const), {
+      concurrency: 64
+    }),
+    (found) => {
+      const out: { [sid: string]: session.SessionData } = {}
+      for (const [id, session] of found) {
+        if (Option.isNone(session)) continue
+        const copy = structuredClone(session.value.data) as Record_
+        if (!isObject(copy.cookie)) copy.cookie = defaultCookie()
+        out[id] = copy as unknown as session.SessionData
+      }
+      return out
+    }
+  )

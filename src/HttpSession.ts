@@ -13,6 +13,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
+import * as EnvConfig from "./internal/envConfig.js"
 import * as HttpOptions from "./internal/httpOptions.js"
 import * as Tag from "./internal/httpSessionTag.js"
 import { RequestSession } from "./internal/requestSession.js"
@@ -228,7 +229,7 @@ export interface Middleware {
  * @category constructors
  */
 export const middleware = (options: HttpOptions.Input): Effect.Effect<Middleware, SessionConfigError> =>
-  Effect.map(HttpOptions.decodeOptions(options), make)
+  Effect.zipRight(EnvConfig.warnUnknownVariablesOf(options), Effect.map(HttpOptions.decodeOptions(options), make))
 
 /**
  * Makes the middleware from decoded options.

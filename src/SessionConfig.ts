@@ -31,6 +31,15 @@ export const Server = Schema.transformOrFail(
   {
     strict: true,
     decode: (input, _, ast) => {
+      if (/^\s*rediss?:\/\//i.test(input)) {
+        return ParseResult.fail(
+          new ParseResult.Type(
+            ast,
+            input,
+            `Expected "host:port", got a url (${JSON.stringify(Redact.url(input.trim()))}): give it as \`url\` instead`
+          )
+        )
+      }
       const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(input.trim())
       const port = match?.[3] === undefined ? 6379 : Number(match[3])
       return match === null || port < 1 || port > 65535
@@ -124,43 +133,17 @@ export const CacheSettings = Schema.Struct({
 const where = ["server", "sock", "url", "sentinels", "cluster"] as const
 
 /**
- * The settings Schema. Exactly one of `server`, `sock`, `url`, `sentinels`
- * and `cluster` says where Redis is; everything else has a default.
+ * The `waitTimeout` when none is given: one second, but at most half of
+ * `commandTimeout`, which bounds every call and so the WAIT too.
  *
- * - `server`: `"host:port"`; `sock`: a unix socket path; `url`: `redis://` or `rediss://` (TLS). A database
- *   the url names (`redis://host/3`, or `?db=3`) must be an integer from 0 to 2^31 − 1, and is the one used;
- *   a `database` setting that says another is rejected.
- * - `sentinels`: `"host:port"` of one or more Redis Sentinels, with `sentinelMaster` (the master group
- *   name, required) and `sentinelPassword` (if the sentinels require one). The store finds the master
- *   through them and follows failovers.
- * - `cluster`: `"host:port"` of one or more Redis Cluster nodes to discover the cluster from.
- * - `tls`: see {@link TlsSettings}.
- * - `waitReplicas` (default 0) and `waitTimeout` (default 1 s): a write (create, flush, destroy, touch)
- *   succeeds only once `WAIT` confirms that many replicas have it; otherwise it fails with
- *   `RedisConnectionError` reason `"Replication"`.
- * - `password` (a string is wrapped in `Redacted`; never printed, not even in errors), `username` (Redis ACL
- *   user), `database` (default 0; one the server does not have fails the layer when it connects, naming `database`).
- * - `expire`: the sliding session lifetime (default 900 s; a number means seconds, as in Dancer::Session::Redis).
- *   At most 10^15 ms, so that expiry times stay exact integers in JavaScript and in range for PEXPIRE.
- * - `absoluteExpire`: the absolute session lifetime, counted from creation however active the session is
- *   (default: none; a number means seconds). A session's Redis TTL never reaches past `createdAt + absoluteExpire`.
- * - `debug`: log every Redis interaction to stderr, without secrets (default false).
- * - `prefix`: the key prefix (default `"session:"`).
- * - `legacyPrefix`: where connect-redis kept its sessions (for example `"sess:"`): a miss looks there and
- *   imports the session once, atomically, keeping its remaining lifetime (not on Redis Cluster, where the
- *   two keys live in different slots). Without it, a miss sends nothing more.
- * - `connectTimeout` (default 5 s), `commandTimeout` (default 2 s): numbers mean milliseconds, as in ioredis.
- *   At most 2^31 − 1 ms (about 24.8 days), Node's longest timer; the socket timeout derived from
- *   `commandTimeout` (twice it) is capped there too.
- * - Every duration is rounded up to whole milliseconds, which is what Redis and Node's timers count.
- * - `autoPipelining`: let ioredis batch the commands of concurrent operations into one write (default true).
- *   Turn it off to shave the one event-loop turn each command then waits, when operations rarely overlap.
- * - `cache`: see {@link CacheSettings}.
- *
- * @since 0.1.0
- * @category schemas
+ * @since 0.2.0
+ * @category constructors
  */
-export const SessionConfig = Schema.Struct({
+export const defaultWaitTimeout = (commandTimeout: Duration.Duration): Duration.Duration =>
+  Duration.min(Duration.seconds(1), Duration.millis(Math.max(1, Math.floor(Duration.toMillis(commandTimeout) / 2))))
+
+// The settings as given, checked against each other; `SessionConfig` below fills in what depends on others.
+const Settings = Schema.Struct({
   server: Schema.optional(Server),
   sock: Schema.optional(Schema.NonEmptyTrimmedString),
   url: Schema.optional(RedisUrl),
@@ -170,7 +153,8 @@ export const SessionConfig = Schema.Struct({
   cluster: Schema.optional(ServerList),
   tls: Schema.optional(TlsSettings),
   waitReplicas: Schema.optionalWith(NonNegativeInt("a number of replicas"), { default: () => 0 }),
-  waitTimeout: Schema.optionalWith(timeout, { default: () => Duration.seconds(1) }),
+  // Its default depends on commandTimeout: filled in below.
+  waitTimeout: Schema.optional(timeout),
   username: Schema.optional(Schema.NonEmptyString),
   password: Schema.optional(Password),
   // The server says how many databases it has; it is asked when the store connects.
@@ -217,8 +201,18 @@ export const SessionConfig = Schema.Struct({
     if (s.cluster !== undefined && s.database !== 0) {
       return { path: ["database"], message: "Redis Cluster has only database 0" }
     }
-    if (s.waitReplicas > 0 && Duration.greaterThanOrEqualTo(s.waitTimeout, s.commandTimeout)) {
-      return { path: ["waitTimeout"], message: "Expected a waitTimeout shorter than commandTimeout, which bounds WAIT" }
+    if (
+      s.waitReplicas > 0 && s.waitTimeout !== undefined &&
+      Duration.greaterThanOrEqualTo(s.waitTimeout, s.commandTimeout)
+    ) {
+      return {
+        path: ["waitTimeout"],
+        message: `Expected a waitTimeout shorter than commandTimeout (${
+          Duration.toMillis(s.commandTimeout)
+        } ms), which bounds WAIT, got ${
+          Duration.toMillis(s.waitTimeout)
+        } ms: lower waitTimeout, raise commandTimeout, or leave waitTimeout out (its default is 1 second, at most half of commandTimeout)`
+      }
     }
     if (s.sock !== undefined && s.tls?.enabled === true) {
       return { path: ["tls"], message: "TLS is not used over a unix socket" }
@@ -227,6 +221,54 @@ export const SessionConfig = Schema.Struct({
       return { path: ["tls"], message: "Expected a rediss:// url with tls (a redis:// url is plain TCP)" }
     }
     return true
+  })
+)
+
+const Decoded = Schema.typeSchema(Schema.Struct({ ...Settings.from.fields, waitTimeout: Schema.DurationFromSelf }))
+
+/**
+ * The settings Schema. Exactly one of `server`, `sock`, `url`, `sentinels`
+ * and `cluster` says where Redis is; everything else has a default.
+ *
+ * - `server`: `"host:port"`; `sock`: a unix socket path; `url`: `redis://` or `rediss://` (TLS). A database
+ *   the url names (`redis://host/3`, or `?db=3`) must be an integer from 0 to 2^31 − 1, and is the one used;
+ *   a `database` setting that says another is rejected.
+ * - `sentinels`: `"host:port"` of one or more Redis Sentinels, with `sentinelMaster` (the master group
+ *   name, required) and `sentinelPassword` (if the sentinels require one). The store finds the master
+ *   through them and follows failovers.
+ * - `cluster`: `"host:port"` of one or more Redis Cluster nodes to discover the cluster from.
+ * - `tls`: see {@link TlsSettings}.
+ * - `waitReplicas` (default 0) and `waitTimeout` (default 1 s, at most half of `commandTimeout`): a write
+ *   (create, flush, destroy, touch) succeeds only once `WAIT` confirms that many replicas have it;
+ *   otherwise it fails with `RedisConnectionError` reason `"Replication"`. A `waitTimeout` given must be
+ *   shorter than `commandTimeout`, which bounds the WAIT.
+ * - `password` (a string is wrapped in `Redacted`; never printed, not even in errors), `username` (Redis ACL
+ *   user), `database` (default 0; one the server does not have fails the layer when it connects, naming `database`).
+ * - `expire`: the sliding session lifetime (default 900 s; a number means seconds, as in Dancer::Session::Redis).
+ *   At most 10^15 ms, so that expiry times stay exact integers in JavaScript and in range for PEXPIRE.
+ * - `absoluteExpire`: the absolute session lifetime, counted from creation however active the session is
+ *   (default: none; a number means seconds). A session's Redis TTL never reaches past `createdAt + absoluteExpire`.
+ * - `debug`: log every Redis interaction to stderr, without secrets (default false).
+ * - `prefix`: the key prefix (default `"session:"`).
+ * - `legacyPrefix`: where connect-redis kept its sessions (for example `"sess:"`): a miss looks there and
+ *   imports the session once, atomically, keeping its remaining lifetime (not on Redis Cluster, where the
+ *   two keys live in different slots). Without it, a miss sends nothing more.
+ * - `connectTimeout` (default 5 s), `commandTimeout` (default 2 s): numbers mean milliseconds, as in ioredis.
+ *   At most 2^31 − 1 ms (about 24.8 days), Node's longest timer; the socket timeout derived from
+ *   `commandTimeout` (twice it) is capped there too.
+ * - Every duration is rounded up to whole milliseconds, which is what Redis and Node's timers count.
+ * - `autoPipelining`: let ioredis batch the commands of concurrent operations into one write (default true).
+ *   Turn it off to shave the one event-loop turn each command then waits, when operations rarely overlap.
+ * - `cache`: see {@link CacheSettings}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SessionConfig = Settings.pipe(
+  Schema.transform(Decoded, {
+    strict: true,
+    decode: (s) => ({ ...s, waitTimeout: s.waitTimeout ?? defaultWaitTimeout(s.commandTimeout) }),
+    encode: (s) => s
   })
 )
 

@@ -92,7 +92,9 @@ export class RedisConnectionError extends Schema.TaggedError<RedisConnectionErro
    * @since 0.1.0
    */
   override get message(): string {
-    return `${this.method}: Redis connection failed (${this.reason})${describeCause(this.cause)}`
+    return `${this.method}: Redis connection failed (${this.reason})${authenticationHint(this.cause)}${
+      describeCause(this.cause)
+    }`
   }
 }
 
@@ -271,6 +273,16 @@ export type SessionError = SessionStoreError | SessionConfigError | SessionSchem
  * @category refinements
  */
 export const isSessionError = (u: unknown): u is SessionError => typeof u === "object" && u !== null && TypeId in u
+
+// What to do about a refused login, before Redis's own wording (which speaks of HELLO and AUTH).
+const authenticationHint = (cause: unknown): string => {
+  const message = cause instanceof Error ? cause.message : ""
+  return /^NOAUTH\b/.test(message)
+    ? ": the server requires a password: set `password` (and `username` for an ACL user)"
+    : /^WRONGPASS\b/.test(message)
+    ? ": the server rejected the username or password: check `password` (and `username` for an ACL user)"
+    : ""
+}
 
 const describeCause = (cause: unknown): string =>
   cause instanceof Error ? `: ${cause.message}` : typeof cause === "string" ? `: ${cause}` : ""

@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
+import * as EnvConfig from "./internal/envConfig.js"
 import * as memoryStore from "./internal/memoryStore.js"
 import * as promiseStore from "./internal/promiseStore.js"
 import * as redisStore from "./internal/redisStore.js"
@@ -253,7 +254,10 @@ export const layer = (
  * `Config.Config.Wrap`) to read other variables:
  * `layerConfig({ server: Config.string("REDIS_ADDR"), password: Config.redacted("REDIS_PASS") })`.
  * A rejected setting, and one the server rejects (a `database` it does not
- * have), fail with a `ConfigError` naming its variable.
+ * have), fail with a `ConfigError` naming its variable. Settings read under a
+ * prefix (`REDIS_SESSION` by default) log a warning, once, for each variable
+ * under that prefix that is no setting, naming the closest one
+ * (`REDIS_SESSION_EXPIRES`: did you mean `REDIS_SESSION_EXPIRE`?).
  *
  * @since 0.1.0
  * @category layers
@@ -264,8 +268,14 @@ export const layerConfig = (
   Layer.scoped(
     SessionStore,
     Effect.flatMap(SessionConfig.fromConfig(config), (settings) =>
-      Effect.catchTag(make(settings), "SessionConfigError", (error) =>
-        Effect.fail(InternalSchema.toConfigError(settings, error))))
+      Effect.zipRight(
+        EnvConfig.warnUnknownVariablesOf(settings),
+        Effect.catchTag(
+          make(settings),
+          "SessionConfigError",
+          (error) => Effect.fail(InternalSchema.toConfigError(settings, error))
+        )
+      ))
   )
 
 /**

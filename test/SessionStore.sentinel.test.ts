@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { afterAll, beforeAll, vi } from "vitest"
 import { type SessionStore } from "../src/index.js"
 import { RedisServer } from "./support/index.js"
 import * as RedisSentinel from "./support/RedisSentinel.js"
@@ -47,7 +48,25 @@ const untilTracking = (store: Store) =>
     { timeoutMs: 15_000, intervalMs: 10 }
   )
 
+/**
+ * Every connection the store makes has an `error` listener (issue 20, point 9): ioredis prints
+ * "[ioredis] Unhandled error event" for an error on a connection without one. ioredis's own failover
+ * detector had none on its connections to the sentinels; the store follows failovers itself now.
+ */
+const unhandled = () =>
+  vi.mocked(console.error).mock.calls.map((args) => args.map(String).join(" ")).filter((line) =>
+    line.includes("Unhandled error event")
+  )
+
 describe("Redis Sentinel", () => {
+  beforeAll(() => {
+    vi.spyOn(console, "error")
+  })
+  afterAll(() => {
+    expect(unhandled()).toEqual([])
+    vi.restoreAllMocks()
+  })
+
   it.scopedLive(
     "finds the master, follows SENTINEL FAILOVER and a SIGKILLed master, stays coherent, loses no acknowledged session with waitReplicas",
     () =>
@@ -124,8 +143,36 @@ describe("Redis Sentinel", () => {
         expect(lostWaited).toBe(0)
 
         yield* coherentAfter(a, b, session.id, "after-kill")
+        expect(unhandled()).toEqual([])
       }).pipe(RedisServer.hangGuard(120_000, "sentinel failovers")),
     { timeout: 120_000 }
+  )
+
+  it.scopedLive(
+    "a sentinel that dies prints nothing: the store's connections to it report to the debug log, and writes go on",
+    () =>
+      Effect.gen(function*() {
+        const deployment = yield* RedisSentinel.scoped()
+        const store = yield* instance(deployment.settings({ debug: true }))
+        yield* store.create({ v: "start" })
+        yield* Effect.promise(() => deployment.killSentinel(0))
+        // The store's failover subscriber on that sentinel reconnects with the backoff and is refused:
+        // it says so in the debug log (stderr), and nothing else prints.
+        const port = deployment.sentinels[0]!.split(":")[1]
+        yield* RedisServer.eventually(
+          Effect.suspend(() =>
+            vi.mocked(console.error).mock.calls.some((args) =>
+                args.join(" ").includes(`sentinel 127.0.0.1:${port} error`)
+              )
+              ? Effect.void
+              : Effect.fail("no refused reconnect yet")
+          ),
+          { timeoutMs: 15_000, intervalMs: 20 }
+        )
+        yield* untilWritable(store)
+        expect(unhandled()).toEqual([])
+      }).pipe(RedisServer.hangGuard(60_000, "a sentinel killed")),
+    { timeout: 60_000 }
   )
 
   it.scopedLive(
@@ -150,6 +197,8 @@ describe("Redis Sentinel", () => {
         yield* untilWritable(store)
         yield* Effect.sync(() => deployment.thawSentinel(0))
         yield* untilWritable(store)
+        // The frozen sentinel's connections were reset when it thawed: nothing printed about it.
+        expect(unhandled()).toEqual([])
       }).pipe(RedisServer.hangGuard(60_000, "sentinel failover during a reconnect")),
     { timeout: 60_000 }
   )

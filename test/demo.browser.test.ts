@@ -87,8 +87,8 @@ describe("demo page in chromium", () => {
         expect(short).toBeGreaterThan(800)
         expect(short).toBeLessThanOrEqual(905)
         // The page lists the remembered session as ending in about 30 days.
-        const listed = await a.textContent("#sessions li[data-current=true]")
-        const expires = /expires (\S+)/.exec(listed ?? "")?.[1]
+        // Its times are <time datetime="ISO">; the last one in the entry is when it expires.
+        const expires = await a.getAttribute("#sessions li[data-current=true] time:last-of-type", "datetime")
         expect(Date.parse(expires ?? "")).toBeGreaterThan(Date.now() + 29 * 86_400_000)
       } finally {
         await remembered.close()
@@ -111,6 +111,16 @@ describe("demo page in chromium", () => {
         await a.reload()
         const listed = a.locator("#sessions li")
         expect(await listed.count()).toBe(2)
+        // What the library did: this read was a near-cache hit; the counters are shown; times read as times.
+        expect(await a.getAttribute("#source", "data-source")).toBe("near-cache")
+        expect(await a.textContent("#source")).toContain("near-cache: no Redis command")
+        expect(Number(await a.textContent("#cache [data-stat=hits]"))).toBeGreaterThan(0)
+        const times = await a.locator("#sessions time").allTextContents()
+        expect(times.length).toBe(6)
+        for (const time of times) expect(time).toMatch(/\((now|\d+ (s|min|h) ago|in \d+ (s|min|h))\)$/)
+        // Each time stays on one line, however narrow the page.
+        const box = await a.locator("#sessions time").first().boundingBox()
+        expect(box!.height).toBeLessThan(30)
         expect(await a.locator("#sessions li[data-current=true]").count()).toBe(1)
         const screenshot = process.env["DEMO_SCREENSHOT"]
         if (screenshot !== undefined) await a.screenshot({ path: screenshot, fullPage: true })

@@ -226,6 +226,43 @@ const contract = (name: string, harness: Layer.Layer<Demo>) =>
         expect((yield* client.request("/", { headers: { accept: "*/*" } })).body).toEqual({ visits: 2, user: "<hal>" })
       }))
 
+    it.scoped("the page says where this request's session came from, with the near-cache's counters and readable times", () =>
+      Effect.gen(function*() {
+        const { backend, store } = yield* Demo
+        const demo = yield* serveDemo
+        const client = demo.client()
+        const html = { headers: { accept: "text/html" } }
+        const sourceOf = (page: unknown) => /<p id="source" data-source="([^"]+)"/.exec(String(page))?.[1]
+        const stat = (page: unknown, name: string) =>
+          Number(new RegExp(`data-stat="${name}">(\\d+)<`).exec(String(page))?.[1])
+        // No cookie: a new session, from nowhere.
+        expect(sourceOf((yield* client.request("/", html)).body)).toBe("new")
+        yield* client.post("/login", { name: "ada" })
+        const page = String((yield* client.request("/", html)).body)
+        if (backend === "memory") {
+          expect(sourceOf(page)).toBe("memory")
+          expect(page).not.toContain("id=\"cache\"")
+        } else {
+          // The login wrote the session through this instance's near-cache: the read is a hit.
+          expect(sourceOf(page)).toBe("near-cache")
+          expect(page).toMatch(/data-stat="mode">Tracking</)
+          const hits = stat(page, "hits")
+          expect(hits).toBeGreaterThan(0)
+          // A second instance on the same Redis has never seen it: a miss, then a hit.
+          const other = yield* App.make({ secrets: [secret] })
+          const otherUrl = yield* Http.serve(other).pipe(Effect.provide(yield* Layer.build(store)))
+          const second = Http.makeClient(otherUrl)
+          second.jar.set("sid", client.jar.get("sid")!)
+          expect(sourceOf((yield* second.request("/", html)).body)).toBe("redis")
+          const again = String((yield* second.request("/", html)).body)
+          expect(sourceOf(again)).toBe("near-cache")
+          expect(stat(again, "misses")).toBeGreaterThanOrEqual(1)
+        }
+        // Times are the demo's local time and how long ago, never raw ISO text (the ISO form is in datetime).
+        expect(page).toMatch(/<time datetime="\d{4}-\d\d-\d\dT[^"]+">[^<]+ \((now|\d+ s ago)\)<\/time>/)
+        expect(page).not.toMatch(/>\s*\d{4}-\d\d-\d\dT/)
+      }))
+
     it.scoped("GET /health names the store", () =>
       Effect.gen(function*() {
         const { backend } = yield* Demo
@@ -283,6 +320,13 @@ describe("demo app when Redis dies", () => {
         expect(down.status).toBe(503)
         expect(down.body).toEqual({ error: "session store unavailable" })
         expect(down.setCookies).toEqual([])
+        // A browser gets a page that says so, not JSON.
+        const page = yield* client.request("/", { headers: { accept: "text/html,application/xhtml+xml" } }).pipe(
+          guard(30_000, "GET / as a browser with Redis killed")
+        )
+        expect(page.status).toBe(503)
+        expect(page.headers.get("content-type")).toContain("text/html")
+        expect(String(page.body)).toContain("<h1 id=\"error\">Sessions are unavailable</h1>")
         const login = yield* demo.client().post("/login", { name: "ann" }).pipe(
           guard(30_000, "POST /login with Redis killed")
         )

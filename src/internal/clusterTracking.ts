@@ -21,6 +21,7 @@ import * as Effect from "effect/Effect"
 import { Cluster, Redis as IORedis } from "ioredis"
 import type { SessionConfig } from "../SessionConfig.js"
 import type * as SessionCache from "./cache.js"
+import * as Redact from "./redact.js"
 import * as Redis from "./redis.js"
 import * as RedisCluster from "./redisCluster.js"
 import * as Slots from "./slots.js"
@@ -75,6 +76,7 @@ export const start = Effect.fnUntraced(function*(
   const bound = Math.min(Duration.toMillis(config.commandTimeout) + 250, 2 ** 31 - 1)
   const subscriberOptions = RedisCluster.options(config, "effect-session-redis:invalidations").redisOptions ?? {}
   const trackers = new Map<IORedis, Tracker>()
+  const secrets = Redis.secretsOf(config)
   // Per slot, who tracks it: "" for nobody, else the master and the generation of its setup.
   const slotState = new Array<string>(slots).fill("")
   let fallback = false
@@ -174,7 +176,13 @@ export const start = Effect.fnUntraced(function*(
       queue: Promise.resolve()
     }
     trackers.set(node, tracker)
-    subscriber.on("error", () => {})
+    // Its failures show in the tracking state (the cache is switched off for its slots); the reason
+    // goes to the debug log.
+    subscriber.on("error", (error: unknown) => {
+      if (config.debug) {
+        Effect.runFork(data.debug(`invalidation subscriber error: ${Redact.error(error, secrets)?.message ?? ""}`))
+      }
+    })
     subscriber.on("messageBuffer", onMessage)
     subscriber.on("close", () => {
       tracker.subscriberId = undefined

@@ -7,9 +7,11 @@
  */
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type { SessionConfigError } from "../SessionError.js"
+import * as Suggest from "./suggest.js"
 
 /**
  * How a variable is read: `list` and `redactedList` are comma-separated;
@@ -107,4 +109,85 @@ export const make = <A>(options: {
     }),
     Config.nested(options.prefix)
   )
+}
+
+/**
+ * The variables of `env` under `prefix` that name no setting of `table`, each
+ * with the closest variable that does (if one is close). Only names are read,
+ * never values.
+ *
+ * @internal
+ */
+export const unknownVariables = (
+  table: Table,
+  prefix: string,
+  env: Readonly<Record<string, string | undefined>> = process.env
+): ReadonlyArray<{ readonly name: string; readonly suggestion: string | undefined }> => {
+  const head = `${prefix}_`
+  const known = Object.values(table).map(([name]) => name)
+  const knownSet = new Set(known)
+  const found: Array<{ readonly name: string; readonly suggestion: string | undefined }> = []
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith(head) || env[name] === undefined) continue
+    const rest = name.slice(head.length)
+    if (knownSet.has(rest)) continue
+    const suggestion = Suggest.closest(rest, known)
+    found.push({ name, suggestion: suggestion === undefined ? undefined : head + suggestion })
+  }
+  return found
+}
+
+// Each unknown variable is reported once per process, however many layers read the environment.
+const reported = new Set<string>()
+
+/**
+ * Logs a warning, once per process, for each variable under `prefix` that
+ * names no setting of `table`: a misspelt variable would otherwise be
+ * ignored without a word (`REDIS_SESSION_EXPIRES=60` leaves the lifetime at
+ * its default).
+ *
+ * @internal
+ */
+export const warnUnknownVariables = (table: Table, prefix: string, noun: "setting" | "option"): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const fresh = unknownVariables(table, prefix).filter(({ name }) => !reported.has(name))
+    for (const { name } of fresh) reported.add(name)
+    return Effect.forEach(fresh, ({ name, suggestion }) =>
+      Effect.logWarning(
+        `effect-session-redis: the environment variable ${name} is not ${
+          noun === "setting" ? "a setting" : "an option"
+        } and is ignored${suggestion === undefined ? "" : `; did you mean ${suggestion}?`}`
+      ), { discard: true })
+  })
+
+// Settings objects read from the environment, and the table and prefix they were read with.
+const sources = new WeakMap<
+  object,
+  { readonly table: Table; readonly prefix: string; readonly noun: "setting" | "option" }
+>()
+
+/**
+ * Remembers that `value` was read from the environment with `table` under `prefix`.
+ *
+ * @internal
+ */
+export const remember = <A extends object>(
+  value: A,
+  table: Table,
+  prefix: string,
+  noun: "setting" | "option"
+): A => {
+  sources.set(value, { table, prefix, noun })
+  return value
+}
+
+/**
+ * For a settings object read from the environment, the warnings of
+ * {@link warnUnknownVariables} under the prefix it was read with; nothing otherwise.
+ *
+ * @internal
+ */
+export const warnUnknownVariablesOf = (value: object): Effect.Effect<void> => {
+  const source = sources.get(value)
+  return source === undefined ? Effect.void : warnUnknownVariables(source.table, source.prefix, source.noun)
 }

@@ -3,7 +3,7 @@
  * from the environment, and names the option it rejects.
  */
 import * as Arr from "effect/Array"
-import type * as Config from "effect/Config"
+import * as Config from "effect/Config"
 import type * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
@@ -37,15 +37,31 @@ const Secret = InternalSchema.RedactedString.pipe(
   Schema.filter((secret) => {
     const length = Redacted.value(secret).length
     // The message gives the length only: a secret must never reach a log.
-    return length >= 32 || `Expected a secret of at least 32 characters, got one of ${length}`
+    return length >= 32 || InternalSchema.valueFree(
+      length === 0
+        ? "Expected a secret of at least 32 characters, got an empty string (is the variable it comes from set?)"
+        : `Expected a secret of at least 32 characters, got one of ${length}`
+    )
   })
 )
 
 const Secrets = Schema.Array(Secret).annotations({
-  message: () => ({ message: "Expected a list of secrets (strings or Redacted strings)", override: false })
+  message: () => ({
+    message: InternalSchema.valueFree("Expected a list of secrets (strings or Redacted strings), such as [secret]"),
+    override: false
+  })
 }).pipe(
-  Schema.filter(Arr.isNonEmptyReadonlyArray, { message: () => "Expected at least one secret" })
+  Schema.filter(Arr.isNonEmptyReadonlyArray, {
+    message: () => InternalSchema.valueFree("Expected at least one secret")
+  })
 )
+
+const Secure = Schema.Union(Schema.Boolean, Schema.Literal("auto")).annotations({
+  message: (issue) => ({
+    message: `Expected true, false or "auto", got ${JSON.stringify(issue.actual) ?? String(issue.actual)}`,
+    override: true
+  })
+})
 
 const maxAgeExpected =
   "Expected null (a browser-session cookie) or a duration of at least 1 second: a number of seconds, or a string such as \"1 hour\""
@@ -83,12 +99,14 @@ export const Options = Schema.Struct({
   path: Schema.optionalWith(CookiePath, { default: () => "/" }),
   maxAge: Schema.optional(MaxAge),
   httpOnly: Schema.optionalWith(Schema.Boolean, { default: () => true }),
-  secure: Schema.optionalWith(Schema.Union(Schema.Boolean, Schema.Literal("auto")), { default: () => "auto" as const }),
+  secure: Schema.optionalWith(Secure, { default: () => "auto" as const }),
   trustProxy: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  sameSite: Schema.optionalWith(Schema.Literal("lax", "strict", "none"), { default: () => "lax" as const }),
+  sameSite: Schema.optionalWith(InternalSchema.oneOf("lax", "strict", "none"), { default: () => "lax" as const }),
   rolling: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   saveUninitialized: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  cookieFormat: Schema.optionalWith(Schema.Literal("native", "express-session"), { default: () => "native" as const })
+  cookieFormat: Schema.optionalWith(InternalSchema.oneOf("native", "express-session"), {
+    default: () => "native" as const
+  })
 }).pipe(
   Schema.filter((o) => {
     // Browsers drop these cookies outright; better to say so at startup.
@@ -173,13 +191,17 @@ const adapt = (input: Record<string, unknown>): Record<string, unknown> => {
  * `"1 hour"`, or `"session"` for a browser-session cookie), `_HTTP_ONLY`,
  * `_SECURE` (`true`, `false` or `auto`), `_TRUST_PROXY`, `_SAME_SITE`,
  * `_ROLLING`, `_SAVE_UNINITIALIZED`, `_COOKIE_FORMAT`. A rejected value fails with a
- * `ConfigError` that names the variable.
+ * `ConfigError` that names the variable. The middleware made from these
+ * options by `HttpSession.middleware` logs a warning,
+ * once, for each variable under the prefix that is no option.
  *
  * @since 0.1.0
  * @category config
  */
 export const configWithPrefix = (prefix: string = "HTTP_SESSION"): Config.Config<Options> =>
-  EnvConfig.make({ table, prefix, decode: decodeInput, adapt })
+  Config.map(EnvConfig.make({ table, prefix, decode: decodeInput, adapt }), (options) =>
+    // So that the middleware can warn about the variables under the prefix that are no option.
+    EnvConfig.remember(options, table, prefix, "option"))
 
 /**
  * The options read from the environment under `HTTP_SESSION_*`; see

@@ -8,6 +8,7 @@ import * as Schema from "effect/Schema"
 import { RedisCommandError } from "../SessionError.js"
 import type { MemoryOptions, SessionStore } from "../SessionStore.js"
 import * as Session from "./codec.js"
+import * as Enumeration from "./enumeration.js"
 import * as InternalSchema from "./schema.js"
 import * as UserIndex from "./userIndex.js"
 
@@ -259,5 +260,5 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<SessionStore> =
         pending: 0
       })
     }
-    return store
+    return Enumeration.register(store, Enumeration.memory(Ref.get(entries)))
   })

@@ -23,6 +23,7 @@ import * as Redact from "./redact.js"
 import * as RedisCluster from "./redisCluster.js"
 import * as RedisUrl from "./redisUrl.js"
 import { maxTimerMillis } from "./schema.js"
+import * as SentinelWatch from "./sentinelWatch.js"
 
 /**
  * The ioredis options this library sets. `replyMapping` is left out: ioredis
@@ -123,6 +124,11 @@ export const options = (config: SessionConfig, name: string): Options => {
     // newer ones (a lost update). What the server received before the drop may still run; nothing more.
     autoResendUnfulfilledCommands: false,
     retryStrategy: backoffMillis,
+    // ioredis's disconnect() ends the socket and arms a timer (2 s by default) to destroy it if the
+    // server does not close it first, even when the socket is closed already (a refused connect):
+    // that timer kept a process alive 2 s after a failed open. The store disconnects only connections
+    // it gives up on (never ready, or QUIT failed), where no reply is worth waiting for.
+    disconnectTimeout: 0,
     enableAutoPipelining: config.autoPipelining,
     keepAlive: 10_000
   }
@@ -136,8 +142,8 @@ const sentinelOptions = (config: SessionConfig, tls: TlsOptions | undefined): Op
   ...(tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
   sentinelCommandTimeout: Duration.toMillis(config.connectTimeout),
   sentinelRetryStrategy: backoffMillis,
-  // Subscribes to +switch-master on the sentinels: a failover is followed at once, not at the next error.
-  failoverDetector: true,
+  // Failovers are followed at once, not at the next error, by our own subscribers on the sentinels
+  // (SentinelWatch): ioredis's `failoverDetector` connections have no error listener, and print.
   // A demoted master answers writes with READONLY until its clients are killed: ask the sentinels again.
   reconnectOnError: (error) => error.message.startsWith("READONLY") ? 2 : false
 })
@@ -215,6 +221,13 @@ export const reasonOf = (cause: unknown): ConnectionReason | undefined => {
   ) return "Tls"
   if (/certificate|SSL routines|TLS/i.test(message) && !/timed? ?out/i.test(message)) return "Tls"
   if (code === "ECONNREFUSED" || code === "ENOENT") return "Refused"
+  // ioredis's Sentinel connector, once no sentinel answered (or none knew the master): the reason of
+  // the last sentinel's failure, when it tells one.
+  if (/^All sentinels are unreachable/.test(message)) {
+    const last = /Last error: (.*)$/.exec(message)?.[1]
+    const reason = last === undefined ? undefined : reasonOf(new Error(last))
+    return reason === undefined || reason === "Unknown" ? "Refused" : reason
+  }
   if (code === "ETIMEDOUT" || /timed? ?out/i.test(message)) return "Timeout"
   if (/Connection is closed|isn't writeable|ECONNRESET|EPIPE|socket hang up/i.test(message)) return "Closed"
   return "Unknown"
@@ -351,7 +364,9 @@ export const scopedClient = <
  * while the next connection is still asking the sentinels for the master
  * (ioredis 6.0.0 cleans that detector up only once a new socket is open). Left
  * alone, every later call would fail with "Connection is closed." until a
- * restart.
+ * restart. (The store now follows failovers with its own subscribers, not
+ * ioredis's detector; any other failure of the connector ends a connection
+ * the same way, so the revival stays.)
  */
 const reviveOnEnd = (client: IORedis): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -395,6 +410,13 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
   const debug = makeDebug(config.debug, name)
   const secrets = secretsOf(config)
   const redisOptions: Options = yield* clientOptions(() => ({ ...options(config, name), ...makeOptions.overrides }))
+  // Behind Sentinel, ioredis sleeps between rounds over the sentinels, on a timer nothing can cancel.
+  // Until the first connection is up, and once the scope closes, there is no next round: an open
+  // with every sentinel unreachable fails at once and leaves no timer behind.
+  let sentinelRounds = false
+  if (config.sentinels !== undefined) {
+    redisOptions.sentinelRetryStrategy = (attempt) => sentinelRounds ? backoffMillis(attempt) : null
+  }
   const commandBoundMillis = commandBoundOf(config)
   const client = yield* scopedClient(
     () => config.url === undefined ? new IORedis(redisOptions) : new IORedis(config.url, redisOptions),
@@ -472,6 +494,9 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig, makeOptio
     return yield* Effect.fail(failure)
   }
   yield* debug("connected")
+  if (config.sentinels !== undefined) yield* SentinelWatch.start(config, client, name, debug)
+  sentinelRounds = true
+  yield* Effect.addFinalizer(() => Effect.sync(() => (sentinelRounds = false)))
 
   // Fail fast while the connection is known to be down: otherwise ioredis queues the command until
   // it reconnects or `commandTimeout` passes, and every caller waits that long during an outage. A

@@ -6,6 +6,7 @@ import { RedisCommandError, SessionConfigError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
 import * as SessionCache from "./cache.js"
 import * as ClusterTracking from "./clusterTracking.js"
+import * as Enumeration from "./enumeration.js"
 import * as Redis from "./redis.js"
 import * as RedisParts from "./redisParts.js"
 import * as RedisReads from "./redisReads.js"
@@ -75,5 +76,5 @@ export const make = Effect.fnUntraced(function*(config: SessionConfig) {
           )
       })
   }
-  return store
+  return Enumeration.register(store, Enumeration.redis(config, connection, parts.isOver))
 })

@@ -4,9 +4,11 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as AST from "effect/SchemaAST"
 import { SessionConfigError } from "../SessionError.js"
 import * as EnvConfig from "./envConfig.js"
 import * as Redact from "./redact.js"
+import * as Suggest from "./suggest.js"
 
 /**
  * The longest timer Node honours: a longer `setTimeout` fires after 1 ms
@@ -104,14 +106,90 @@ export const defaultExpire: Duration.Duration = Duration.seconds(900)
  */
 export const RedactedString = Schema.Union(Schema.RedactedFromSelf(Schema.String), Schema.Redacted(Schema.String))
 
+// Messages that were built never to show the value they are about (a secret's length, not the secret).
+const valueFreeMessages = new Set<string>()
+
 /**
- * A strict decoder for settings objects: unknown keys are errors, and the
- * first problem becomes a `SessionConfigError` naming its field.
+ * Marks `message` as one that shows nothing of the value it is about, so that
+ * the decoder reports it even for a secret field (whose other messages it
+ * replaces, since they may quote the secret). Returns the message.
+ *
+ * @internal
+ */
+export const valueFree = (message: string): string => {
+  valueFreeMessages.add(message)
+  return message
+}
+
+/**
+ * A choice among a few strings, whose message lists them all (and points out
+ * a difference of case), where a plain `Schema.Literal` names only the first.
+ *
+ * @internal
+ */
+export const oneOf = <const Literals extends ReadonlyArray<string>>(...literals: Literals) => {
+  const list = literals.map((l) => JSON.stringify(l))
+  const expected = `Expected ${list.slice(0, -1).join(", ")} or ${list[list.length - 1]}`
+  return Schema.Literal(...literals).annotations({
+    message: (issue) => {
+      const actual = issue.actual
+      const folded = typeof actual === "string"
+        ? literals.find((l) => l.toLowerCase() === actual.trim().toLowerCase())
+        : undefined
+      return {
+        message: `${expected}, got ${JSON.stringify(actual) ?? String(actual)}${
+          folded === undefined ? "" : ` (did you mean ${JSON.stringify(folded)}?)`
+        }`,
+        override: true
+      }
+    }
+  })
+}
+
+// The keys a settings object may have at `path`, for "did you mean": read from the Schema itself.
+const keysAt = (ast: AST.AST, path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> => {
+  const members = (node: AST.AST): ReadonlyArray<AST.TypeLiteral> => {
+    switch (node._tag) {
+      case "TypeLiteral":
+        return [node]
+      case "Union":
+        return node.types.flatMap(members)
+      case "Refinement":
+        return members(node.from)
+      case "Transformation":
+        return members(node.from)
+      case "Suspend":
+        return members(node.f())
+      default:
+        return []
+    }
+  }
+  let nodes = members(ast)
+  for (const key of path) {
+    nodes = nodes.flatMap((node) =>
+      node.propertySignatures.filter((p) => p.name === key).flatMap((p) => members(p.type))
+    )
+  }
+  return nodes.flatMap((node) => node.propertySignatures.map((p) => String(p.name)))
+}
+
+/**
+ * A strict decoder for settings objects: unknown keys are errors (with the
+ * closest known key, if one is close), and the first problem becomes a
+ * `SessionConfigError` naming its field.
  *
  * @internal
  */
 export const decoder = <A, I>(schema: Schema.Schema<A, I>, noun: "setting" | "option") => {
   const decode = Schema.decodeUnknownEither(schema, { onExcessProperty: "error", errors: "first" })
+  const encoded = AST.encodedAST(schema.ast)
+  const unknownKey = (path: ReadonlyArray<PropertyKey>): string => {
+    const name = String(path[path.length - 1])
+    const suggestion = Suggest.closest(name, keysAt(encoded, path.slice(0, -1)))
+    return suggestion === undefined
+      ? `unknown ${noun} (check its spelling)`
+      : `unknown ${noun}: did you mean ${JSON.stringify(suggestion)}?`
+  }
   return (input: unknown): Either.Either<A, SessionConfigError> =>
     Either.mapLeft(decode(input), (error) => {
       const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
@@ -122,8 +200,8 @@ export const decoder = <A, I>(schema: Schema.Schema<A, I>, noun: "setting" | "op
         detail: issue === undefined
           ? `invalid ${noun}s`
           : issue._tag === "Unexpected"
-          ? `unknown ${noun} (check its spelling)`
-          : /password|secret|^tls\.key$/i.test(field)
+          ? unknownKey(issue.path)
+          : /password|secret|^tls\.key$/i.test(field) && !valueFreeMessages.has(issue.message)
           // Whatever was given in its place may be the password itself.
           ? "Expected a string or a Redacted string (the value given is not shown)"
           : Redact.text(issue.message, [])
@@ -179,7 +257,7 @@ const prefixes = new WeakMap<object, string>()
  */
 export const rememberPrefix = <A extends object>(config: A, prefix: string): A => {
   prefixes.set(config, prefix)
-  return config
+  return EnvConfig.remember(config, envTable, prefix, "setting")
 }
 
 /**

@@ -49,6 +49,8 @@ export interface RedisSentinel {
   readonly freezeSentinel: (index: number) => void
   /** SIGCONTs a frozen sentinel. */
   readonly thawSentinel: (index: number) => void
+  /** SIGKILLs sentinel `index` and waits for it to exit: connections to it are reset, new ones refused. */
+  readonly killSentinel: (index: number) => Promise<void>
   /** SIGKILLs the master, waits until the sentinels promote the replica, and returns the new master. */
   readonly killMaster: () => Promise<RedisServer.RedisServer>
   /** Stops every process. */
@@ -241,6 +243,9 @@ export const start = async (options: StartOptions = {}): Promise<RedisSentinel> 
     },
     freezeSentinel: (index) => signal(index, "SIGSTOP"),
     thawSentinel: (index) => signal(index, "SIGCONT"),
+    killSentinel: async (index) => {
+      await sentinels[index]?.proc.kill()
+    },
     killMaster: async () => {
       const from = await masterPort()
       await byPort(from).kill()
