@@ -140,7 +140,13 @@ describe("ExpressStore callbacks", () => {
     try {
       await set(store, downId, { v: 1 })
       await redis.kill()
-      const error = await get(store, downId).then(() => undefined, (e: unknown) => e)
+      // Until the store has seen the connection close, the session may still be a near-cache hit
+      // (a given id's create is cached): poll until the read reaches Redis.
+      let error: unknown = undefined
+      for (let attempt = 0; attempt < 500 && error === undefined; attempt++) {
+        error = await get(store, downId).then(() => undefined, (e: unknown) => e)
+        if (error === undefined) await new Promise((resolve) => setImmediate(resolve))
+      }
       expect(error).toBeInstanceOf(RedisConnectionError)
       await expect(lengthOf(store)).rejects.toBeInstanceOf(RedisConnectionError)
       const touched = await new Promise<unknown>((resolve) =>
