@@ -221,7 +221,7 @@ export const make = Effect.fnUntraced(function*(
       : viaMulti(method, key, index, fallback, read)
 
   const evalOr: Parts["evalOr"] = (method, key, lua, args, fallback) => {
-    const plain = connection.run(method, "(no scripts)", key, fallback)
+    const plain = Effect.suspend(() => connection.run(method, "(no scripts)", key, fallback))
     return scripted
       ? Effect.catchIf(
         connection.run(method, "EVAL", key, (client) => client.eval(lua, 1, key, ...args)),

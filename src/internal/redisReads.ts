@@ -8,8 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { SessionStoreError } from "../SessionError.js"
 import type { SessionStore } from "../SessionStore.js"
-import type * as Session from "./codec.js"
-import * as Codec from "./codec.js"
+import * as Session from "./codec.js"
 import * as LegacyImport from "./legacyImport.js"
 import type { Parts } from "./redisParts.js"
 import type { Writes } from "./redisWrites.js"
@@ -32,7 +31,7 @@ export const make = (parts: Parts, refresh: () => Writes["refresh"]): SessionSto
   ): Effect.Effect<Option.Option<Session.Session>, SessionStoreError> =>
     Effect.gen(function*() {
       // No session can be stored under such an id (see `create`), and its key may be another kind's.
-      if (!Codec.isStorableId(id)) return Option.none()
+      if (!Session.isStorableId(id)) return Option.none()
       const key = keyOf(id)
       const ticket = yield* cache.begin(id)
       // With a legacy prefix, the legacy key is read in the same transaction: one consistent view,
@@ -81,10 +80,10 @@ export const make = (parts: Parts, refresh: () => Writes["refresh"]): SessionSto
       refresh()("SessionStore.retrieve", session),
       (outcome) =>
         outcome._tag === "Kept"
-          ? Option.some(Codec.refreshed(session))
+          ? Option.some(Session.refreshed(session))
           : outcome._tag === "Gone"
           ? Option.none()
-          : Option.map(outcome.session, Codec.refreshed)
+          : Option.map(outcome.session, Session.refreshed)
     )
 
   // Reads get no span at all: even when a tracer is installed, one span per cache hit would cost

@@ -5,8 +5,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type { SessionStore } from "../SessionStore.js"
-import type * as Session from "./codec.js"
-import * as Codec from "./codec.js"
+import * as Session from "./codec.js"
 import type { Parts } from "./redisParts.js"
 import * as Tracing from "./tracing.js"
 import * as UserIndex from "./userIndex.js"
@@ -55,7 +54,7 @@ export const make = (parts: Parts): Users => {
         Promise.all(
           members.map(({ id }) =>
             Promise.all([
-              client.hmget(keyOf(id), Codec.createdField, Codec.userField, Codec.expireField),
+              client.hmget(keyOf(id), Session.createdField, Session.userField, Session.expireField),
               client.pttl(keyOf(id))
             ])
           )
